@@ -1,0 +1,10 @@
+//! Domain types shared by every component: identifiers and money.
+//!
+//! Values are parsed into these types at the edge (HTTP, topics, database) so that the rest of
+//! the code cannot confuse a store id with a trader id, or fiat with USDT.
+
+pub mod ids;
+pub mod money;
+
+pub use ids::{OrderId, StoreId, TraderId};
+pub use money::{Currency, FiatAmount, MoneyError, UsdtAmount};

@@ -1,0 +1,153 @@
+//! The runners behind each subcommand. The fixed set of processors and sinks is registered in
+//! their crates (`PROCESSORS`, `SINKS`); here each role is wired to its dependencies.
+
+use jivapay_platform::http::{bind, ops_router, serve, Readiness};
+use jivapay_platform::kafka::Broker;
+use jivapay_platform::{db, schema_registry, Settings, StartupError};
+use jivapay_processors::{check_co_partitioning, ProcessorKind, PROCESSORS};
+use jivapay_schemas::TOPICS;
+use jivapay_sinks::{SinkKind, SINKS};
+use std::net::SocketAddr;
+use tokio_util::sync::CancellationToken;
+
+/// Every component as a command line (after `jivapay`): the deployment runs one service each.
+pub const COMPONENT_COMMANDS: &[&str] = &[
+    "ingest",
+    "admin",
+    "processor fraud",
+    "processor router",
+    "processor trader-book",
+    "processor commissions",
+    "sink ledger",
+    "sink projection",
+    "sink callbacks",
+    "sink audit",
+];
+
+pub fn processor_names() -> Vec<&'static str> {
+    PROCESSORS.iter().map(ProcessorKind::name).collect()
+}
+
+pub fn sink_names() -> Vec<&'static str> {
+    SINKS.iter().map(SinkKind::name).collect()
+}
+
+/// Serves `router` on `addr` until `stop` is cancelled.
+async fn serve_until(
+    name: &'static str,
+    addr: SocketAddr,
+    router: axum::Router,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let listener = bind(addr).await?;
+    tracing::info!(component = name, addr = %listener.local_addr()?, "listening");
+    serve(listener, router, async move { stop.cancelled().await }).await?;
+    Ok(())
+}
+
+/// Everything in one process: the embedded broker (unless an external one is configured),
+/// migrations, topics, and every HTTP surface.
+pub async fn all(settings: &Settings, stop: CancellationToken) -> anyhow::Result<()> {
+    let broker = Broker::connect(&settings.kafka, true, "all").await?;
+    let schemas = schema_registry::load(&settings.schema_registry).await?;
+    let pool = db::connect(&settings.database).await?;
+    db::migrate(&pool).await?;
+    broker.ensure_topics(TOPICS).await?;
+    for processor in PROCESSORS {
+        check_co_partitioning(&broker, *processor).await?;
+    }
+    let readiness = Readiness::default().with_database(pool).with_broker(broker.clone());
+    let http = &settings.http;
+    println!("JivaPay is running (Ctrl-C stops it):");
+    println!("  gateway and payment pages  http://{}/", http.ingest_addr);
+    println!("  management API             http://{}/", http.admin_addr);
+    println!("  schema registry            http://{}/subjects", http.admin_addr);
+    println!("  metrics                    http://{}/metrics", http.admin_addr);
+    println!("  health                     http://{}/readyz", http.admin_addr);
+    println!("  Kafka bootstrap            {}{}", broker.bootstrap_servers(),
+        if broker.is_embedded() { " (embedded)" } else { "" });
+    let ingest = serve_until(
+        "ingest",
+        http.ingest_addr,
+        jivapay_ingest::router(readiness.clone()),
+        stop.clone(),
+    );
+    let admin = serve_until(
+        "admin",
+        http.admin_addr,
+        jivapay_admin::router(schemas, readiness),
+        stop.clone(),
+    );
+    let result = tokio::try_join!(ingest, admin).map(drop);
+    // The embedded broker (if any) stops when the last handle to it is dropped, here.
+    drop(broker);
+    result
+}
+
+pub async fn ingest(settings: &Settings, stop: CancellationToken) -> anyhow::Result<()> {
+    let broker = Broker::connect(&settings.kafka, false, "ingest").await?;
+    schema_registry::load(&settings.schema_registry).await?;
+    let readiness = Readiness::default().with_broker(broker);
+    serve_until("ingest", settings.http.ingest_addr, jivapay_ingest::router(readiness), stop).await
+}
+
+pub async fn admin(settings: &Settings, stop: CancellationToken) -> anyhow::Result<()> {
+    let broker = Broker::connect(&settings.kafka, false, "admin").await?;
+    let schemas = schema_registry::load(&settings.schema_registry).await?;
+    let pool = db::connect(&settings.database).await?;
+    let readiness = Readiness::default().with_database(pool).with_broker(broker);
+    serve_until("admin", settings.http.admin_addr, jivapay_admin::router(schemas, readiness), stop)
+        .await
+}
+
+pub async fn processor(settings: &Settings, name: &str, stop: CancellationToken) -> anyhow::Result<()> {
+    let kind = ProcessorKind::from_name(name).ok_or_else(|| {
+        anyhow::anyhow!("unknown processor {name:?}; known: {}", processor_names().join(", "))
+    })?;
+    let component = format!("processor {name}");
+    let broker = Broker::connect(&settings.kafka, false, &component).await?;
+    schema_registry::load(&settings.schema_registry).await?;
+    check_co_partitioning(&broker, kind).await?;
+    let readiness = Readiness::default().with_broker(broker);
+    serve_until("processor", settings.http.ops_addr, ops_router(readiness), stop).await
+}
+
+pub async fn sink(settings: &Settings, name: &str, stop: CancellationToken) -> anyhow::Result<()> {
+    SinkKind::from_name(name).ok_or_else(|| {
+        anyhow::anyhow!("unknown sink {name:?}; known: {}", sink_names().join(", "))
+    })?;
+    let component = format!("sink {name}");
+    let broker = Broker::connect(&settings.kafka, false, &component).await?;
+    schema_registry::load(&settings.schema_registry).await?;
+    let pool = db::connect(&settings.database).await?;
+    let readiness = Readiness::default().with_database(pool).with_broker(broker);
+    serve_until("sink", settings.http.ops_addr, ops_router(readiness), stop).await
+}
+
+pub async fn migrate(settings: &Settings) -> Result<(), StartupError> {
+    let pool = db::connect(&settings.database).await?;
+    db::migrate(&pool).await?;
+    pool.close().await;
+    println!("migrations applied");
+    Ok(())
+}
+
+pub async fn create_topics(settings: &Settings) -> Result<(), StartupError> {
+    let broker = Broker::connect(&settings.kafka, false, "topics create").await?;
+    broker.ensure_topics(TOPICS).await?;
+    println!("{} topics present with their catalogue partition counts", TOPICS.len());
+    Ok(())
+}
+
+pub fn list_topics() {
+    for t in TOPICS {
+        println!(
+            "{:<24} {:>2} partitions  {:<8} key: {:<24} value: {}",
+            t.name,
+            t.partitions,
+            t.cleanup.as_config(),
+            t.key,
+            t.value_schema
+        );
+    }
+}

@@ -1,0 +1,33 @@
+//! The `jivapay` binary's library half: command-line parsing and the component runners, kept
+//! here so tests can drive them.
+
+pub mod cli;
+mod components;
+mod shutdown;
+
+pub use components::{processor_names, sink_names, COMPONENT_COMMANDS};
+
+use cli::{Cli, Command, TopicsAction};
+use jivapay_platform::{telemetry, Settings};
+
+/// Runs one command to completion (servers: until Ctrl-C or SIGTERM).
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    telemetry::init_logging(&settings.log);
+    tracing::debug!(?settings, "settings loaded");
+    match cli.command {
+        Command::All => components::all(&settings, shutdown::signal()).await?,
+        Command::Ingest => components::ingest(&settings, shutdown::signal()).await?,
+        Command::Admin => components::admin(&settings, shutdown::signal()).await?,
+        Command::Processor { name } => {
+            components::processor(&settings, &name, shutdown::signal()).await?
+        }
+        Command::Sink { name } => components::sink(&settings, &name, shutdown::signal()).await?,
+        Command::Migrate => components::migrate(&settings).await?,
+        Command::Topics { action: TopicsAction::Create } => {
+            components::create_topics(&settings).await?
+        }
+        Command::Topics { action: TopicsAction::List } => components::list_topics(),
+    }
+    Ok(())
+}

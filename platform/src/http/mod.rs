@@ -1,0 +1,7 @@
+//! Operational HTTP endpoints served by every component, and the server loop.
+
+mod ops;
+mod serve;
+
+pub use ops::{ops_router, Readiness, ReadinessCheck};
+pub use serve::{bind, serve};

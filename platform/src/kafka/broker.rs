@@ -1,0 +1,195 @@
+//! The broker a process talks to, and topic creation from the catalogue.
+
+use super::embedded::EmbeddedBroker;
+use crate::settings::KafkaSettings;
+use crate::startup::StartupError;
+use jivapay_schemas::TopicSpec;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientConfig;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A reachable broker: external, or embedded in this process (then kept alive by this value).
+#[derive(Clone)]
+pub struct Broker {
+    bootstrap: String,
+    embedded: Option<Arc<EmbeddedBroker>>,
+    timeout: Duration,
+}
+
+impl Broker {
+    /// Connects to the configured broker, or starts the embedded one when `may_embed`.
+    pub async fn connect(
+        settings: &KafkaSettings,
+        may_embed: bool,
+        component: &str,
+    ) -> Result<Self, StartupError> {
+        let timeout = Duration::from_secs(settings.connect_timeout_secs);
+        if settings.brokers.trim() == "embedded" {
+            if !may_embed {
+                return Err(StartupError::EmbeddedBrokerNotHere { component: component.into() });
+            }
+            return Self::embedded(timeout);
+        }
+        let broker = Self { bootstrap: settings.brokers.trim().into(), embedded: None, timeout };
+        broker.check_reachable().await?;
+        Ok(broker)
+    }
+
+    /// Starts an embedded broker (for `jivapay all` and tests).
+    pub fn embedded(timeout: Duration) -> Result<Self, StartupError> {
+        let embedded = EmbeddedBroker::start().map_err(StartupError::Kafka)?;
+        Ok(Self {
+            bootstrap: embedded.bootstrap_servers().to_owned(),
+            embedded: Some(Arc::new(embedded)),
+            timeout,
+        })
+    }
+
+    /// An external broker at `bootstrap`, checked for reachability.
+    pub async fn external(bootstrap: &str, timeout: Duration) -> Result<Self, StartupError> {
+        let broker = Self { bootstrap: bootstrap.into(), embedded: None, timeout };
+        broker.check_reachable().await?;
+        Ok(broker)
+    }
+
+    pub fn bootstrap_servers(&self) -> &str {
+        &self.bootstrap
+    }
+
+    pub fn is_embedded(&self) -> bool {
+        self.embedded.is_some()
+    }
+
+    fn metadata_client(&self) -> Result<BaseConsumer, StartupError> {
+        ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("client.id", "jivapay-metadata")
+            .create()
+            .map_err(|e| StartupError::Kafka(e.to_string()))
+    }
+
+    /// Fetches cluster metadata once; fails with an actionable error when nobody answers.
+    pub async fn check_reachable(&self) -> Result<(), StartupError> {
+        let client = self.metadata_client()?;
+        let timeout = self.timeout;
+        let result = tokio::task::spawn_blocking(move || {
+            let result = client.fetch_metadata(None, timeout).map(|m| m.brokers().len());
+            drop(client);
+            result
+        })
+        .await
+        .map_err(|e| StartupError::Kafka(e.to_string()))?;
+        match result {
+            Ok(n) if n > 0 => Ok(()),
+            Ok(_) => Err(self.unreachable("no brokers in metadata".into())),
+            Err(e) => Err(self.unreachable(e.to_string())),
+        }
+    }
+
+    fn unreachable(&self, reason: String) -> StartupError {
+        StartupError::BrokerUnreachable { brokers: self.bootstrap.clone(), reason }
+    }
+
+    /// Partition count of every existing topic among `names` (absent ones are left out).
+    pub async fn partition_counts(
+        &self,
+        names: &[&str],
+    ) -> Result<Vec<(String, i32)>, StartupError> {
+        let client = self.metadata_client()?;
+        let timeout = self.timeout;
+        let wanted: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        tokio::task::spawn_blocking(move || {
+            let metadata = client
+                .fetch_metadata(None, timeout)
+                .map_err(|e| StartupError::Kafka(format!("metadata: {e}")))?;
+            let counts = metadata
+                .topics()
+                .iter()
+                .filter(|t| wanted.iter().any(|w| w == t.name()) && t.error().is_none())
+                .filter(|t| !t.partitions().is_empty())
+                .map(|t| (t.name().to_owned(), t.partitions().len() as i32))
+                .collect();
+            drop(client);
+            Ok(counts)
+        })
+        .await
+        .map_err(|e| StartupError::Kafka(e.to_string()))?
+    }
+
+    /// Creates every topic that does not exist yet, then checks that each has the catalogue's
+    /// partition count. Safe to run any number of times, from any number of processes.
+    pub async fn ensure_topics(&self, topics: &[TopicSpec]) -> Result<(), StartupError> {
+        match &self.embedded {
+            Some(embedded) => {
+                for t in topics {
+                    embedded.create_topic(t.name, t.partitions).map_err(StartupError::Kafka)?;
+                }
+            }
+            None => self.create_with_admin_api(topics).await?,
+        }
+        self.await_partition_counts(topics).await
+    }
+
+    async fn create_with_admin_api(&self, topics: &[TopicSpec]) -> Result<(), StartupError> {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("client.id", "jivapay-admin")
+            .create()
+            .map_err(|e| StartupError::Kafka(e.to_string()))?;
+        let new_topics: Vec<NewTopic> = topics
+            .iter()
+            .map(|t| {
+                NewTopic::new(t.name, t.partitions, TopicReplication::Fixed(1))
+                    .set("cleanup.policy", t.cleanup.as_config())
+            })
+            .collect();
+        let options = AdminOptions::new().operation_timeout(Some(self.timeout));
+        let results = admin
+            .create_topics(&new_topics, &options)
+            .await
+            .map_err(|e| StartupError::Kafka(format!("create topics: {e}")))?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => {
+                    return Err(StartupError::Kafka(format!("create topic {topic}: {code}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Metadata can lag behind creation; wait (bounded) until every topic shows up.
+    async fn await_partition_counts(&self, topics: &[TopicSpec]) -> Result<(), StartupError> {
+        let names: Vec<&str> = topics.iter().map(|t| t.name).collect();
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            let counts = self.partition_counts(&names).await?;
+            for (name, actual) in &counts {
+                let spec = topics.iter().find(|t| t.name == name).expect("asked for it");
+                if *actual != spec.partitions {
+                    return Err(StartupError::PartitionMismatch {
+                        topic: name.clone(),
+                        expected: spec.partitions,
+                        actual: *actual,
+                    });
+                }
+            }
+            if counts.len() == topics.len() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let missing: Vec<_> = names
+                    .iter()
+                    .filter(|n| !counts.iter().any(|(c, _)| c == *n))
+                    .collect();
+                return Err(StartupError::Kafka(format!("topics not visible after creation: {missing:?}")));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! Kafka clients on any Kafka-protocol broker: the embedded mock cluster or an external one.
+//!
+//! Only what every broker we run supports is used: idempotent produce, fetch, consumer groups
+//! with committed offsets, explicit topic creation. No transactions (see ARCHITECTURE §2.4).
+
+mod broker;
+mod client_config;
+mod consumer;
+mod embedded;
+mod producer;
+
+pub use broker::Broker;
+pub use client_config::{consumer_config, producer_config};
+pub use consumer::{ConsumeError, Consumed, RecordConsumer};
+pub use embedded::EmbeddedBroker;
+pub use producer::{ProduceError, RecordProducer};

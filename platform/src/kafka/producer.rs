@@ -1,0 +1,92 @@
+//! Producing records: Avro in the Confluent wire format, keys included.
+
+use super::broker::Broker;
+use super::client_config::producer_config;
+use jivapay_schemas::{CodecError, Record, SchemaRegistry};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProduceError {
+    /// The record does not fit its schema: a bug in the caller, never retried.
+    #[error("encode: {0}")]
+    Encode(#[from] CodecError),
+    #[error("produce to {topic}: {source}")]
+    Kafka { topic: String, source: KafkaError },
+}
+
+impl ProduceError {
+    /// Whether trying again may succeed (the broker was unavailable, a timeout, …).
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, ProduceError::Kafka { .. })
+    }
+}
+
+/// Where a produced record landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+#[derive(Clone)]
+pub struct RecordProducer {
+    producer: FutureProducer,
+    registry: SchemaRegistry,
+}
+
+impl RecordProducer {
+    pub fn new(broker: &Broker, registry: SchemaRegistry, client_id: &str) -> Result<Self, KafkaError> {
+        let producer = producer_config(broker.bootstrap_servers(), client_id).create()?;
+        Ok(Self { producer, registry })
+    }
+
+    pub fn registry(&self) -> &SchemaRegistry {
+        &self.registry
+    }
+
+    /// Encodes and sends one record, waiting for the broker's acknowledgement.
+    pub async fn send<T: Record>(
+        &self,
+        topic: &str,
+        key: &str,
+        record: &T,
+    ) -> Result<Delivered, ProduceError> {
+        let payload = self.registry.encode(record)?;
+        let key = self.registry.encode_key(key);
+        self.send_bytes(topic, Some(&key), Some(&payload)).await
+    }
+
+    /// Sends a tombstone (null value), which deletes `key` from a compacted topic.
+    pub async fn send_tombstone(&self, topic: &str, key: &str) -> Result<Delivered, ProduceError> {
+        let key = self.registry.encode_key(key);
+        self.send_bytes(topic, Some(&key), None).await
+    }
+
+    /// Sends bytes as they are (dead letters, and tests that need malformed records).
+    pub async fn send_bytes(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+    ) -> Result<Delivered, ProduceError> {
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        if let Some(payload) = payload {
+            record = record.payload(payload);
+        }
+        match self.producer.send(record, Timeout::Never).await {
+            Ok(delivery) => Ok(Delivered { partition: delivery.partition, offset: delivery.offset }),
+            Err((source, _)) => Err(ProduceError::Kafka { topic: topic.into(), source }),
+        }
+    }
+
+    /// Waits (bounded) for every record in flight; call before dropping the producer.
+    pub fn close(&self, timeout: Duration) -> Result<(), KafkaError> {
+        self.producer.flush(Timeout::After(timeout))
+    }
+}

@@ -1,0 +1,13 @@
+//! What every component shares: settings, telemetry, PostgreSQL, Kafka clients, and the
+//! operational HTTP endpoints (`/healthz`, `/readyz`, `/metrics`).
+
+pub mod db;
+pub mod http;
+pub mod kafka;
+pub mod schema_registry;
+pub mod settings;
+pub mod startup;
+pub mod telemetry;
+
+pub use settings::Settings;
+pub use startup::StartupError;

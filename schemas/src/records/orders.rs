@@ -1,0 +1,163 @@
+//! Orders on their way through the pipeline: requested → screened → routed, and their events.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Direction {
+    PayIn,
+    PayOut,
+}
+
+/// `orders.requested`, key = store id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderRequested {
+    pub order_id: Uuid,
+    pub store_id: Uuid,
+    pub external_order_id: String,
+    pub direction: Direction,
+    #[serde(with = "crate::decimal::opt_scale2")]
+    pub fiat_amount: Option<Decimal>,
+    pub fiat_currency: String,
+    pub payment_method: String,
+    pub customer_id: Option<String>,
+    pub callback_url: Option<String>,
+    pub success_url: Option<String>,
+    pub fail_url: Option<String>,
+    pub payment_token: String,
+    pub requested_at: i64,
+}
+
+/// `orders.screened`, key = pool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderScreened {
+    pub order_id: Uuid,
+    pub store_id: Uuid,
+    pub external_order_id: String,
+    pub direction: Direction,
+    pub pool: String,
+    #[serde(with = "crate::decimal::scale2")]
+    pub fiat_amount: Decimal,
+    pub fiat_currency: String,
+    pub payment_method: String,
+    pub customer_id: Option<String>,
+    pub excluded_traders: Vec<Uuid>,
+    pub attempt: i32,
+    pub requested_at: i64,
+    pub screened_at: i64,
+}
+
+/// `orders.routed`, key = trader id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderRouted {
+    pub order_id: Uuid,
+    pub store_id: Uuid,
+    pub external_order_id: String,
+    pub direction: Direction,
+    pub pool: String,
+    pub trader_id: Uuid,
+    pub requisite_id: Uuid,
+    #[serde(with = "crate::decimal::scale2")]
+    pub fiat_amount: Decimal,
+    pub fiat_currency: String,
+    pub payment_method: String,
+    #[serde(with = "crate::decimal::scale8")]
+    pub rate: Decimal,
+    #[serde(with = "crate::decimal::scale6")]
+    pub crypto_amount: Decimal,
+    pub excluded_traders: Vec<Uuid>,
+    pub attempt: i32,
+    pub requested_at: i64,
+    pub routed_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderEventKind {
+    Created,
+    Review,
+    Rejected,
+    NoRequisite,
+    Assigned,
+    ClientConfirmed,
+    /// Pay-out: the trader says he has paid the customer.
+    TraderPaid,
+    Completed,
+    Cancelled,
+    Expired,
+    Disputed,
+    Resolved,
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OrderStatus {
+    Created,
+    Review,
+    Rejected,
+    NoRequisite,
+    Assigned,
+    ClientConfirmed,
+    /// Pay-out: the trader says he has paid the customer.
+    TraderPaid,
+    Completed,
+    Cancelled,
+    Expired,
+    Disputed,
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CandidateOutcome {
+    Chosen,
+    Skipped,
+    Refused,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CandidateDecision {
+    pub trader_id: Uuid,
+    pub requisite_id: Option<Uuid>,
+    pub outcome: CandidateOutcome,
+    pub reason_code: Option<String>,
+}
+
+/// `orders.events`, key = order id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderEvent {
+    pub event_id: Uuid,
+    pub order_id: Uuid,
+    pub store_id: Uuid,
+    pub external_order_id: String,
+    pub direction: Direction,
+    pub sequence: i32,
+    pub kind: OrderEventKind,
+    pub status: OrderStatus,
+    pub previous_status: Option<OrderStatus>,
+    #[serde(with = "crate::decimal::opt_scale2")]
+    pub fiat_amount: Option<Decimal>,
+    pub fiat_currency: String,
+    pub payment_method: String,
+    #[serde(with = "crate::decimal::opt_scale8")]
+    pub rate: Option<Decimal>,
+    #[serde(with = "crate::decimal::opt_scale6")]
+    pub crypto_amount: Option<Decimal>,
+    #[serde(with = "crate::decimal::opt_scale6")]
+    pub store_commission: Option<Decimal>,
+    #[serde(with = "crate::decimal::opt_scale6")]
+    pub trader_reward: Option<Decimal>,
+    pub trader_id: Option<Uuid>,
+    pub requisite_id: Option<Uuid>,
+    pub customer_id: Option<String>,
+    pub callback_url: Option<String>,
+    pub payment_token: Option<String>,
+    pub expires_at: Option<i64>,
+    pub reason_code: Option<String>,
+    pub reason_detail: Option<String>,
+    pub candidates: Vec<CandidateDecision>,
+    pub occurred_at: i64,
+}

@@ -1,0 +1,66 @@
+//! Commands to the trader book and the capacity it publishes.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TraderCommandKind {
+    ClientConfirmed,
+    TraderConfirmed,
+    ReportNonPayment,
+    CancelOrder,
+    ResolveDispute,
+    Deposit,
+    Withdraw,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DisputeResolution {
+    InFavourOfCustomer,
+    InFavourOfTrader,
+}
+
+/// `trader.commands`, key = trader id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraderCommand {
+    pub command_id: Uuid,
+    pub trader_id: Uuid,
+    pub order_id: Option<Uuid>,
+    pub kind: TraderCommandKind,
+    #[serde(with = "crate::decimal::opt_scale6")]
+    pub amount: Option<Decimal>,
+    pub resolution: Option<DisputeResolution>,
+    pub receipt_key: Option<String>,
+    pub actor_id: Option<Uuid>,
+    pub actor_role: Option<String>,
+    pub reason: Option<String>,
+    pub issued_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequisiteUsage {
+    pub requisite_id: Uuid,
+    #[serde(with = "crate::decimal::scale2")]
+    pub daily_turnover: Decimal,
+    #[serde(with = "crate::decimal::scale2")]
+    pub monthly_turnover: Decimal,
+    pub daily_count: i32,
+    pub monthly_count: i32,
+    pub last_order_at: Option<i64>,
+    #[serde(with = "crate::decimal::vec_scale2")]
+    pub open_amounts: Vec<Decimal>,
+}
+
+/// `trader.capacity` (compacted), key = trader id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraderCapacity {
+    pub trader_id: Uuid,
+    #[serde(with = "crate::decimal::scale6")]
+    pub free_deposit: Decimal,
+    pub requisites: Vec<RequisiteUsage>,
+    pub version: i64,
+    pub updated_at: i64,
+}
