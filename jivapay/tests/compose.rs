@@ -60,14 +60,19 @@ fn environment_of(service: &Value) -> HashMap<String, String> {
     }
 }
 
-/// Replaces `${VAR…}` interpolations with a stand-in value, as the operator's environment would.
+/// Resolves `${VAR…}` interpolations as Compose would with an operator environment that sets
+/// only the required variables: `${VAR:-default}` gives the default, anything else a value.
 fn interpolate(value: &str) -> String {
     let mut out = String::new();
     let mut rest = value;
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let end = rest[start..].find('}').expect("closed interpolation") + start;
-        out.push_str("operator-value");
+        let expression = &rest[start + 2..end];
+        match expression.split_once(":-") {
+            Some((_, default)) => out.push_str(default),
+            None => out.push_str("operator-value"),
+        }
         rest = &rest[end + 1..];
     }
     out.push_str(rest);
