@@ -17,6 +17,7 @@ pub mod records;
 pub mod registry;
 pub mod samples;
 pub mod topics;
+pub mod uuid_text;
 pub mod wire;
 
 pub use catalogue::{SchemaSource, SCHEMAS};

@@ -250,3 +250,20 @@ fn refuses_unframed_unknown_and_mismatched_records() {
     rate.push(0);
     assert!(matches!(registry.decode::<Rate>(&rate), Err(CodecError::TrailingBytes(1))));
 }
+
+/// UUIDs go on the wire as their 36-character text (Avro's `uuid` logical type on `string`),
+/// which every Avro reader expects; raw 16 bytes would only round-trip through our own codec.
+#[test]
+fn uuids_are_written_as_text() {
+    let registry = registry();
+    let posting = samples::store_posting();
+    let bytes = registry.encode(&posting).unwrap();
+    let mut datum = &bytes[5..];
+    // An Avro string: zig-zag length 36 (= 0x48), then the hyphenated text.
+    assert_eq!(datum[0], 0x48);
+    assert_eq!(&datum[1..37], posting.posting_id.hyphenated().to_string().as_bytes());
+    let schema = &registry.latest("store_posting").unwrap().schema;
+    let value = apache_avro::from_avro_datum(schema, &mut datum, None).unwrap();
+    let apache_avro::types::Value::Record(fields) = value else { panic!("a record") };
+    assert_eq!(fields[0].1, apache_avro::types::Value::Uuid(posting.posting_id));
+}

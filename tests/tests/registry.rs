@@ -163,3 +163,40 @@ async fn an_unreachable_external_registry_is_a_clear_start_up_error() {
     let err = jivapay_platform::schema_registry::load(&settings).await.unwrap_err().to_string();
     assert!(err.starts_with("Schema Registry at http://127.0.0.1:9"), "{err}");
 }
+
+/// The interpreter of the venv with the stock Confluent client (set up by `scripts/test`).
+fn confluent_python() -> String {
+    std::env::var("JIVAPAY_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!("JIVAPAY_TEST_PYTHON is not set: run the tests with `scripts/test`")
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stock_confluent_consumer_decodes_our_topic() {
+    let broker = broker(BrokerKind::Embedded).await;
+    broker.ensure_topics(TOPICS).await.unwrap();
+    let registry = SchemaRegistry::builtin().unwrap();
+    let base = serve_admin(registry.clone()).await;
+    let producer = RecordProducer::new(&broker, registry.clone(), "analyst-test").unwrap();
+    let transfer = samples::ledger_transfer();
+    let topic = jivapay_schemas::topics::LEDGER_TRANSFERS;
+    producer.send(topic, &transfer.transfer_id.to_string(), &transfer).await.unwrap();
+    producer.close(Duration::from_secs(5)).unwrap();
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/read_topic.py");
+    let output = tokio::process::Command::new(confluent_python())
+        .args([script, broker.bootstrap_servers(), &base, topic, "1", "60"])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let line: Value = serde_json::from_slice(output.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(line["key"], transfer.transfer_id.to_string());
+    let value = &line["value"];
+    assert_eq!(value["transfer_id"], transfer.transfer_id.to_string());
+    assert_eq!(value["kind"], "PAY_IN");
+    // Decimals arrive as exact decimals at their scale.
+    let amounts: Vec<&str> = value["entries"].as_array().unwrap().iter().map(|e| e["amount"].as_str().unwrap()).collect();
+    assert_eq!(amounts, ["-54.054054", "1.081081", "52.432432", "0.540541"]);
+}

@@ -36,6 +36,7 @@ pub enum AccountKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LedgerEntry {
     pub owner_kind: AccountOwnerKind,
+    #[serde(with = "crate::uuid_text::option")]
     pub owner_id: Option<Uuid>,
     pub account_kind: AccountKind,
     pub currency: String,
@@ -47,8 +48,10 @@ pub struct LedgerEntry {
 /// `ledger.transfers`, key = order id (or transfer id).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LedgerTransfer {
+    #[serde(with = "crate::uuid_text")]
     pub transfer_id: Uuid,
     pub kind: TransferKind,
+    #[serde(with = "crate::uuid_text::option")]
     pub order_id: Option<Uuid>,
     pub description: Option<String>,
     pub entries: Vec<LedgerEntry>,
@@ -79,9 +82,13 @@ pub enum PostingKind {
 /// `store.postings`, key = store id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StorePosting {
+    #[serde(with = "crate::uuid_text")]
     pub posting_id: Uuid,
+    #[serde(with = "crate::uuid_text")]
     pub store_id: Uuid,
+    #[serde(with = "crate::uuid_text::option")]
     pub order_id: Option<Uuid>,
+    #[serde(with = "crate::uuid_text::option")]
     pub transfer_id: Option<Uuid>,
     pub kind: PostingKind,
     pub currency: String,
@@ -93,9 +100,13 @@ pub struct StorePosting {
 /// `trader.postings`, key = trader id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TraderPosting {
+    #[serde(with = "crate::uuid_text")]
     pub posting_id: Uuid,
+    #[serde(with = "crate::uuid_text")]
     pub trader_id: Uuid,
+    #[serde(with = "crate::uuid_text::option")]
     pub order_id: Option<Uuid>,
+    #[serde(with = "crate::uuid_text::option")]
     pub transfer_id: Option<Uuid>,
     pub kind: PostingKind,
     pub currency: String,

@@ -32,6 +32,7 @@ pub enum ModerationStatus {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Requisite {
+    #[serde(with = "crate::uuid_text")]
     pub requisite_id: Uuid,
     pub payment_method: String,
     pub fiat_currency: String,
@@ -59,7 +60,9 @@ pub struct Requisite {
 /// `traders` (compacted), key = trader id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Trader {
+    #[serde(with = "crate::uuid_text")]
     pub trader_id: Uuid,
+    #[serde(with = "crate::uuid_text::option")]
     pub team_id: Option<Uuid>,
     pub priority: i32,
     pub is_active: bool,
@@ -81,7 +84,9 @@ pub struct StoreCommission {
 /// `stores` (compacted), key = store id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Store {
+    #[serde(with = "crate::uuid_text")]
     pub store_id: Uuid,
+    #[serde(with = "crate::uuid_text")]
     pub merchant_id: Uuid,
     pub name: String,
     pub is_enabled: bool,

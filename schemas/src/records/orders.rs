@@ -14,7 +14,9 @@ pub enum Direction {
 /// `orders.requested`, key = store id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderRequested {
+    #[serde(with = "crate::uuid_text")]
     pub order_id: Uuid,
+    #[serde(with = "crate::uuid_text")]
     pub store_id: Uuid,
     pub external_order_id: String,
     pub direction: Direction,
@@ -33,7 +35,9 @@ pub struct OrderRequested {
 /// `orders.screened`, key = pool.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderScreened {
+    #[serde(with = "crate::uuid_text")]
     pub order_id: Uuid,
+    #[serde(with = "crate::uuid_text")]
     pub store_id: Uuid,
     pub external_order_id: String,
     pub direction: Direction,
@@ -43,6 +47,7 @@ pub struct OrderScreened {
     pub fiat_currency: String,
     pub payment_method: String,
     pub customer_id: Option<String>,
+    #[serde(with = "crate::uuid_text::vec")]
     pub excluded_traders: Vec<Uuid>,
     pub attempt: i32,
     pub requested_at: i64,
@@ -52,12 +57,16 @@ pub struct OrderScreened {
 /// `orders.routed`, key = trader id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderRouted {
+    #[serde(with = "crate::uuid_text")]
     pub order_id: Uuid,
+    #[serde(with = "crate::uuid_text")]
     pub store_id: Uuid,
     pub external_order_id: String,
     pub direction: Direction,
     pub pool: String,
+    #[serde(with = "crate::uuid_text")]
     pub trader_id: Uuid,
+    #[serde(with = "crate::uuid_text")]
     pub requisite_id: Uuid,
     #[serde(with = "crate::decimal::scale2")]
     pub fiat_amount: Decimal,
@@ -67,6 +76,7 @@ pub struct OrderRouted {
     pub rate: Decimal,
     #[serde(with = "crate::decimal::scale6")]
     pub crypto_amount: Decimal,
+    #[serde(with = "crate::uuid_text::vec")]
     pub excluded_traders: Vec<Uuid>,
     pub attempt: i32,
     pub requested_at: i64,
@@ -120,7 +130,9 @@ pub enum CandidateOutcome {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CandidateDecision {
+    #[serde(with = "crate::uuid_text")]
     pub trader_id: Uuid,
+    #[serde(with = "crate::uuid_text::option")]
     pub requisite_id: Option<Uuid>,
     pub outcome: CandidateOutcome,
     pub reason_code: Option<String>,
@@ -129,8 +141,11 @@ pub struct CandidateDecision {
 /// `orders.events`, key = order id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderEvent {
+    #[serde(with = "crate::uuid_text")]
     pub event_id: Uuid,
+    #[serde(with = "crate::uuid_text")]
     pub order_id: Uuid,
+    #[serde(with = "crate::uuid_text")]
     pub store_id: Uuid,
     pub external_order_id: String,
     pub direction: Direction,
@@ -150,7 +165,9 @@ pub struct OrderEvent {
     pub store_commission: Option<Decimal>,
     #[serde(with = "crate::decimal::opt_scale6")]
     pub trader_reward: Option<Decimal>,
+    #[serde(with = "crate::uuid_text::option")]
     pub trader_id: Option<Uuid>,
+    #[serde(with = "crate::uuid_text::option")]
     pub requisite_id: Option<Uuid>,
     pub customer_id: Option<String>,
     pub callback_url: Option<String>,

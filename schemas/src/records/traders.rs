@@ -26,14 +26,18 @@ pub enum DisputeResolution {
 /// `trader.commands`, key = trader id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TraderCommand {
+    #[serde(with = "crate::uuid_text")]
     pub command_id: Uuid,
+    #[serde(with = "crate::uuid_text")]
     pub trader_id: Uuid,
+    #[serde(with = "crate::uuid_text::option")]
     pub order_id: Option<Uuid>,
     pub kind: TraderCommandKind,
     #[serde(with = "crate::decimal::opt_scale6")]
     pub amount: Option<Decimal>,
     pub resolution: Option<DisputeResolution>,
     pub receipt_key: Option<String>,
+    #[serde(with = "crate::uuid_text::option")]
     pub actor_id: Option<Uuid>,
     pub actor_role: Option<String>,
     pub reason: Option<String>,
@@ -42,6 +46,7 @@ pub struct TraderCommand {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RequisiteUsage {
+    #[serde(with = "crate::uuid_text")]
     pub requisite_id: Uuid,
     #[serde(with = "crate::decimal::scale2")]
     pub daily_turnover: Decimal,
@@ -57,6 +62,7 @@ pub struct RequisiteUsage {
 /// `trader.capacity` (compacted), key = trader id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TraderCapacity {
+    #[serde(with = "crate::uuid_text")]
     pub trader_id: Uuid,
     #[serde(with = "crate::decimal::scale6")]
     pub free_deposit: Decimal,
