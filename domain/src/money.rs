@@ -139,9 +139,18 @@ mod tests {
 
     #[test]
     fn amounts_take_their_scale_exactly() {
-        assert_eq!(FiatAmount::new(d("5000")).unwrap().value().to_string(), "5000.00");
-        assert_eq!(UsdtAmount::new(d("1.5")).unwrap().value().to_string(), "1.500000");
-        assert_eq!(FiatAmount::new(d("1.230")).unwrap().value().to_string(), "1.23");
+        assert_eq!(
+            FiatAmount::new(d("5000")).unwrap().value().to_string(),
+            "5000.00"
+        );
+        assert_eq!(
+            UsdtAmount::new(d("1.5")).unwrap().value().to_string(),
+            "1.500000"
+        );
+        assert_eq!(
+            FiatAmount::new(d("1.230")).unwrap().value().to_string(),
+            "1.23"
+        );
     }
 
     #[test]

@@ -56,16 +56,34 @@ pub async fn all(settings: &Settings, stop: CancellationToken) -> anyhow::Result
     for processor in PROCESSORS {
         check_co_partitioning(&broker, *processor).await?;
     }
-    let readiness = Readiness::default().with_database(pool).with_broker(broker.clone());
+    let readiness = Readiness::default()
+        .with_database(pool)
+        .with_broker(broker.clone());
     let http = &settings.http;
     println!("JivaPay is running (Ctrl-C stops it):");
     println!("  gateway and payment pages  http://{}/", http.ingest_addr);
     println!("  management API             http://{}/", http.admin_addr);
-    println!("  schema registry            http://{}/subjects", http.admin_addr);
-    println!("  metrics                    http://{}/metrics", http.admin_addr);
-    println!("  health                     http://{}/readyz", http.admin_addr);
-    println!("  Kafka bootstrap            {}{}", broker.bootstrap_servers(),
-        if broker.is_embedded() { " (embedded)" } else { "" });
+    println!(
+        "  schema registry            http://{}/subjects",
+        http.admin_addr
+    );
+    println!(
+        "  metrics                    http://{}/metrics",
+        http.admin_addr
+    );
+    println!(
+        "  health                     http://{}/readyz",
+        http.admin_addr
+    );
+    println!(
+        "  Kafka bootstrap            {}{}",
+        broker.bootstrap_servers(),
+        if broker.is_embedded() {
+            " (embedded)"
+        } else {
+            ""
+        }
+    );
     let ingest = serve_until(
         "ingest",
         http.ingest_addr,
@@ -88,7 +106,13 @@ pub async fn ingest(settings: &Settings, stop: CancellationToken) -> anyhow::Res
     let broker = Broker::connect(&settings.kafka, false, "ingest").await?;
     schema_registry::load(&settings.schema_registry).await?;
     let readiness = Readiness::default().with_broker(broker);
-    serve_until("ingest", settings.http.ingest_addr, jivapay_ingest::router(readiness), stop).await
+    serve_until(
+        "ingest",
+        settings.http.ingest_addr,
+        jivapay_ingest::router(readiness),
+        stop,
+    )
+    .await
 }
 
 pub async fn admin(settings: &Settings, stop: CancellationToken) -> anyhow::Result<()> {
@@ -96,20 +120,38 @@ pub async fn admin(settings: &Settings, stop: CancellationToken) -> anyhow::Resu
     let schemas = schema_registry::load(&settings.schema_registry).await?;
     let pool = db::connect(&settings.database).await?;
     let readiness = Readiness::default().with_database(pool).with_broker(broker);
-    serve_until("admin", settings.http.admin_addr, jivapay_admin::router(schemas, readiness), stop)
-        .await
+    serve_until(
+        "admin",
+        settings.http.admin_addr,
+        jivapay_admin::router(schemas, readiness),
+        stop,
+    )
+    .await
 }
 
-pub async fn processor(settings: &Settings, name: &str, stop: CancellationToken) -> anyhow::Result<()> {
+pub async fn processor(
+    settings: &Settings,
+    name: &str,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
     let kind = ProcessorKind::from_name(name).ok_or_else(|| {
-        anyhow::anyhow!("unknown processor {name:?}; known: {}", processor_names().join(", "))
+        anyhow::anyhow!(
+            "unknown processor {name:?}; known: {}",
+            processor_names().join(", ")
+        )
     })?;
     let component = format!("processor {name}");
     let broker = Broker::connect(&settings.kafka, false, &component).await?;
     schema_registry::load(&settings.schema_registry).await?;
     check_co_partitioning(&broker, kind).await?;
     let readiness = Readiness::default().with_broker(broker);
-    serve_until("processor", settings.http.ops_addr, ops_router(readiness), stop).await
+    serve_until(
+        "processor",
+        settings.http.ops_addr,
+        ops_router(readiness),
+        stop,
+    )
+    .await
 }
 
 pub async fn sink(settings: &Settings, name: &str, stop: CancellationToken) -> anyhow::Result<()> {
@@ -135,7 +177,10 @@ pub async fn migrate(settings: &Settings) -> Result<(), StartupError> {
 pub async fn create_topics(settings: &Settings) -> Result<(), StartupError> {
     let broker = Broker::connect(&settings.kafka, false, "topics create").await?;
     broker.ensure_topics(TOPICS).await?;
-    println!("{} topics present with their catalogue partition counts", TOPICS.len());
+    println!(
+        "{} topics present with their catalogue partition counts",
+        TOPICS.len()
+    );
     Ok(())
 }
 

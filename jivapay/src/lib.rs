@@ -24,10 +24,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Sink { name } => components::sink(&settings, &name, shutdown::signal()).await?,
         Command::Migrate => components::migrate(&settings).await?,
-        Command::Topics { action: TopicsAction::Create } => {
-            components::create_topics(&settings).await?
-        }
-        Command::Topics { action: TopicsAction::List } => components::list_topics(),
+        Command::Topics {
+            action: TopicsAction::Create,
+        } => components::create_topics(&settings).await?,
+        Command::Topics {
+            action: TopicsAction::List,
+        } => components::list_topics(),
     }
     Ok(())
 }

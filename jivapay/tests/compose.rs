@@ -29,9 +29,11 @@ fn our_services(compose: &Value) -> Vec<(String, &Value)> {
 fn command_of(service: &Value) -> String {
     match &service["command"] {
         Value::String(s) => s.clone(),
-        Value::Sequence(parts) => {
-            parts.iter().map(|p| p.as_str().unwrap().to_owned()).collect::<Vec<_>>().join(" ")
-        }
+        Value::Sequence(parts) => parts
+            .iter()
+            .map(|p| p.as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+            .join(" "),
         _ => String::new(),
     }
 }
@@ -88,9 +90,13 @@ fn every_variable_given_to_our_services_is_a_real_setting() {
         let env = environment_of(service);
         assert!(!env.is_empty(), "{name} has no environment");
         for key in env.keys() {
-            assert!(key.starts_with("JIVAPAY__"), "{name} sets {key}, which is not a setting of ours");
+            assert!(
+                key.starts_with("JIVAPAY__"),
+                "{name} sets {key}, which is not a setting of ours"
+            );
         }
-        let env: HashMap<String, String> = env.into_iter().map(|(k, v)| (k, interpolate(&v))).collect();
+        let env: HashMap<String, String> =
+            env.into_iter().map(|(k, v)| (k, interpolate(&v))).collect();
         Settings::load_from(None, Some(env))
             .unwrap_or_else(|e| panic!("{name}: its environment is not valid settings: {e}"));
     }
@@ -99,15 +105,24 @@ fn every_variable_given_to_our_services_is_a_real_setting() {
 #[test]
 fn the_file_fails_on_an_unknown_setting() {
     // The check above can fail: an unknown variable is refused.
-    let env = HashMap::from([("JIVAPAY__KAFKA__BOOTSTRAP".to_owned(), "kafka:9092".to_owned())]);
+    let env = HashMap::from([(
+        "JIVAPAY__KAFKA__BOOTSTRAP".to_owned(),
+        "kafka:9092".to_owned(),
+    )]);
     assert!(Settings::load_from(None, Some(env)).is_err());
 }
 
 #[test]
 fn every_component_has_a_service() {
     let compose = compose();
-    let commands: Vec<String> = our_services(&compose).iter().map(|(_, s)| command_of(s)).collect();
-    for component in COMPONENT_COMMANDS.iter().chain(&["migrate", "topics create"]) {
+    let commands: Vec<String> = our_services(&compose)
+        .iter()
+        .map(|(_, s)| command_of(s))
+        .collect();
+    for component in COMPONENT_COMMANDS
+        .iter()
+        .chain(&["migrate", "topics create"])
+    {
         assert!(
             commands.iter().any(|c| c == component),
             "no service runs `jivapay {component}`; services run {commands:?}"
@@ -118,10 +133,16 @@ fn every_component_has_a_service() {
 #[test]
 fn the_component_list_covers_every_processor_and_sink() {
     for name in processor_names() {
-        assert!(COMPONENT_COMMANDS.contains(&format!("processor {name}").as_str()), "{name}");
+        assert!(
+            COMPONENT_COMMANDS.contains(&format!("processor {name}").as_str()),
+            "{name}"
+        );
     }
     for name in sink_names() {
-        assert!(COMPONENT_COMMANDS.contains(&format!("sink {name}").as_str()), "{name}");
+        assert!(
+            COMPONENT_COMMANDS.contains(&format!("sink {name}").as_str()),
+            "{name}"
+        );
     }
 }
 
@@ -129,8 +150,14 @@ fn the_component_list_covers_every_processor_and_sink() {
 fn the_deployment_has_its_infrastructure() {
     let compose = compose();
     let services = compose["services"].as_mapping().unwrap();
-    let images: Vec<&str> = services.values().filter_map(|s| s["image"].as_str()).collect();
+    let images: Vec<&str> = services
+        .values()
+        .filter_map(|s| s["image"].as_str())
+        .collect();
     for wanted in ["apache/kafka", "postgres", "minio/minio"] {
-        assert!(images.iter().any(|i| i.starts_with(wanted)), "no {wanted} service: {images:?}");
+        assert!(
+            images.iter().any(|i| i.starts_with(wanted)),
+            "no {wanted} service: {images:?}"
+        );
     }
 }

@@ -32,13 +32,25 @@ fn unreachable_postgres() {
     let (ok, stderr) = jivapay(
         &["migrate"],
         &[
-            ("JIVAPAY__DATABASE__URL", "postgres://u:secret-pw@127.0.0.1:9/db"),
+            (
+                "JIVAPAY__DATABASE__URL",
+                "postgres://u:secret-pw@127.0.0.1:9/db",
+            ),
             ("JIVAPAY__DATABASE__CONNECT_TIMEOUT_SECS", "2"),
         ],
     );
     assert!(!ok);
-    assert_one_clear_line(&stderr, &["PostgreSQL at 127.0.0.1:9/db is not reachable", "scripts/stack start postgres"]);
-    assert!(!stderr.contains("secret-pw"), "the password leaked: {stderr}");
+    assert_one_clear_line(
+        &stderr,
+        &[
+            "PostgreSQL at 127.0.0.1:9/db is not reachable",
+            "scripts/stack start postgres",
+        ],
+    );
+    assert!(
+        !stderr.contains("secret-pw"),
+        "the password leaked: {stderr}"
+    );
 }
 
 #[test]
@@ -52,22 +64,37 @@ fn postgres_not_configured() {
 fn unreachable_broker() {
     let (ok, stderr) = jivapay(
         &["topics", "create"],
-        &[("JIVAPAY__KAFKA__BROKERS", "127.0.0.1:9"), ("JIVAPAY__KAFKA__CONNECT_TIMEOUT_SECS", "2")],
+        &[
+            ("JIVAPAY__KAFKA__BROKERS", "127.0.0.1:9"),
+            ("JIVAPAY__KAFKA__CONNECT_TIMEOUT_SECS", "2"),
+        ],
     );
     assert!(!ok);
-    assert_one_clear_line(&stderr, &["Kafka broker at 127.0.0.1:9 is not reachable", "scripts/stack start tansu"]);
+    assert_one_clear_line(
+        &stderr,
+        &[
+            "Kafka broker at 127.0.0.1:9 is not reachable",
+            "scripts/stack start tansu",
+        ],
+    );
 }
 
 #[test]
 fn embedded_broker_only_in_the_all_in_one_mode() {
-    let (ok, stderr) = jivapay(&["processor", "fraud"], &[("JIVAPAY__KAFKA__BROKERS", "embedded")]);
+    let (ok, stderr) = jivapay(
+        &["processor", "fraud"],
+        &[("JIVAPAY__KAFKA__BROKERS", "embedded")],
+    );
     assert!(!ok);
     assert_one_clear_line(&stderr, &["JIVAPAY__KAFKA__BROKERS", "processor fraud"]);
 }
 
 #[test]
 fn unknown_component_and_bad_settings() {
-    let (ok, stderr) = jivapay(&["processor", "nope"], &[("JIVAPAY__KAFKA__BROKERS", "127.0.0.1:9")]);
+    let (ok, stderr) = jivapay(
+        &["processor", "nope"],
+        &[("JIVAPAY__KAFKA__BROKERS", "127.0.0.1:9")],
+    );
     assert!(!ok);
     assert_one_clear_line(&stderr, &["unknown processor \"nope\"", "fraud"]);
 

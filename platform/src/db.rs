@@ -26,23 +26,34 @@ pub fn describe(url: &str) -> String {
 
 /// Connects, failing with an actionable error when the server is missing or unreachable.
 pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, StartupError> {
-    let url = settings.url.as_ref().ok_or(StartupError::DatabaseNotConfigured)?.expose_secret();
+    let url = settings
+        .url
+        .as_ref()
+        .ok_or(StartupError::DatabaseNotConfigured)?
+        .expose_secret();
     let target = describe(url);
-    let options = PgConnectOptions::from_str(url).map_err(|e| StartupError::DatabaseUnreachable {
-        target: target.clone(),
-        reason: e.to_string(),
-    })?;
+    let options =
+        PgConnectOptions::from_str(url).map_err(|e| StartupError::DatabaseUnreachable {
+            target: target.clone(),
+            reason: e.to_string(),
+        })?;
     PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(Duration::from_secs(settings.connect_timeout_secs))
         .connect_with(options)
         .await
-        .map_err(|e| StartupError::DatabaseUnreachable { target, reason: root_cause(&e) })
+        .map_err(|e| StartupError::DatabaseUnreachable {
+            target,
+            reason: root_cause(&e),
+        })
 }
 
 /// Applies every pending migration (idempotent).
 pub async fn migrate(pool: &PgPool) -> Result<(), StartupError> {
-    MIGRATOR.run(pool).await.map_err(|e| StartupError::Migrations(e.to_string()))
+    MIGRATOR
+        .run(pool)
+        .await
+        .map_err(|e| StartupError::Migrations(e.to_string()))
 }
 
 fn root_cause(e: &sqlx::Error) -> String {

@@ -22,8 +22,14 @@ pub async fn load(settings: &SchemaRegistrySettings) -> Result<SchemaRegistry, S
 /// Registers every version of every subject (oldest first, so version numbers line up) and
 /// builds a registry with the ids the external registry returned. Registering a schema it
 /// already has is a no-op there that returns the existing id, so this runs at every start.
-pub async fn register_all(url: &str, builtin: &SchemaRegistry) -> Result<SchemaRegistry, StartupError> {
-    let fail = |reason: String| StartupError::SchemaRegistry { url: url.to_owned(), reason };
+pub async fn register_all(
+    url: &str,
+    builtin: &SchemaRegistry,
+) -> Result<SchemaRegistry, StartupError> {
+    let fail = |reason: String| StartupError::SchemaRegistry {
+        url: url.to_owned(),
+        reason,
+    };
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -41,8 +47,10 @@ pub async fn register_all(url: &str, builtin: &SchemaRegistry) -> Result<SchemaR
                 .await
                 .map_err(|e| fail(format!("register {subject}: {e}")))?;
             let status = response.status();
-            let body: serde_json::Value =
-                response.json().await.map_err(|e| fail(format!("register {subject}: {e}")))?;
+            let body: serde_json::Value = response
+                .json()
+                .await
+                .map_err(|e| fail(format!("register {subject}: {e}")))?;
             let id = body
                 .get("id")
                 .and_then(serde_json::Value::as_u64)

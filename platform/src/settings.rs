@@ -35,7 +35,11 @@ pub struct DatabaseSettings {
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        Self { url: None, max_connections: 10, connect_timeout_secs: 5 }
+        Self {
+            url: None,
+            max_connections: 10,
+            connect_timeout_secs: 5,
+        }
     }
 }
 
@@ -110,7 +114,10 @@ pub struct LogSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self { format: LogFormat::Json, filter: "info".into() }
+        Self {
+            format: LogFormat::Json,
+            filter: "info".into(),
+        }
     }
 }
 
@@ -222,7 +229,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -256,9 +266,16 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("jivapay-settings-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("jivapay.toml");
-        std::fs::write(&file, "[kafka]\nbrokers = \"file-host:9092\"\ngroup_prefix = \"f\"\n").unwrap();
-        let s = Settings::load_from(Some(&file), Some(env(&[("JIVAPAY__KAFKA__GROUP_PREFIX", "e")])))
-            .unwrap();
+        std::fs::write(
+            &file,
+            "[kafka]\nbrokers = \"file-host:9092\"\ngroup_prefix = \"f\"\n",
+        )
+        .unwrap();
+        let s = Settings::load_from(
+            Some(&file),
+            Some(env(&[("JIVAPAY__KAFKA__GROUP_PREFIX", "e")])),
+        )
+        .unwrap();
         assert_eq!(s.kafka.brokers, "file-host:9092");
         assert_eq!(s.kafka.group_prefix, "e");
     }

@@ -31,7 +31,11 @@ pub enum StartupError {
     #[error("Kafka: {0}")]
     Kafka(String),
     #[error("topic {topic} has {actual} partitions, the catalogue says {expected}")]
-    PartitionMismatch { topic: String, expected: i32, actual: i32 },
+    PartitionMismatch {
+        topic: String,
+        expected: i32,
+        actual: i32,
+    },
     #[error("Schema Registry at {url}: {reason}")]
     SchemaRegistry { url: String, reason: String },
     #[error("cannot listen on {addr}: {reason}")]

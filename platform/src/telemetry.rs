@@ -17,7 +17,10 @@ pub fn init_logging(settings: &LogSettings) {
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
             .try_init(),
-        LogFormat::Pretty => fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init(),
+        LogFormat::Pretty => fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init(),
     };
     drop(result);
 }

@@ -71,7 +71,10 @@ impl ProcessorKind {
 
 /// Refuses to run a processor whose inputs and changelog differ in partition count, or are
 /// missing: its state would be split across instances that do not own the same keys.
-pub async fn check_co_partitioning(broker: &Broker, kind: ProcessorKind) -> Result<(), StartupError> {
+pub async fn check_co_partitioning(
+    broker: &Broker,
+    kind: ProcessorKind,
+) -> Result<(), StartupError> {
     let mut topics: Vec<&str> = kind.inputs().to_vec();
     topics.push(kind.changelog());
     let counts = broker.partition_counts(&topics).await?;

@@ -129,7 +129,9 @@ macro_rules! scale_module {
             pub fn serialize<S: serde::Serializer>(v: &Decimal, s: S) -> Result<S::Ok, S::Error> {
                 super::serialize(v, $scale, s)
             }
-            pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+            pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+                d: D,
+            ) -> Result<Decimal, D::Error> {
                 super::deserialize(d, $scale)
             }
         }
@@ -173,7 +175,10 @@ pub mod vec_scale2 {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Decimal>, D::Error> {
-        Ok(Vec::<Item>::deserialize(d)?.into_iter().map(|i| i.0).collect())
+        Ok(Vec::<Item>::deserialize(d)?
+            .into_iter()
+            .map(|i| i.0)
+            .collect())
     }
 }
 
@@ -184,7 +189,17 @@ mod tests {
 
     #[test]
     fn bytes_round_trip_at_scale() {
-        for s in ["0", "0.01", "-0.01", "1.27", "1.28", "-1.28", "-1.29", "5000", "99999999999.99"] {
+        for s in [
+            "0",
+            "0.01",
+            "-0.01",
+            "1.27",
+            "1.28",
+            "-1.28",
+            "-1.29",
+            "5000",
+            "99999999999.99",
+        ] {
             let d = Decimal::from_str(s).unwrap();
             let bytes = to_avro_bytes(d, 2).unwrap();
             assert_eq!(from_avro_bytes(&bytes, 2).unwrap(), d, "{s}");
@@ -193,9 +208,18 @@ mod tests {
 
     #[test]
     fn encoding_is_minimal_twos_complement() {
-        assert_eq!(to_avro_bytes(Decimal::from_str("1.27").unwrap(), 2).unwrap(), vec![127]);
-        assert_eq!(to_avro_bytes(Decimal::from_str("1.28").unwrap(), 2).unwrap(), vec![0, 128]);
-        assert_eq!(to_avro_bytes(Decimal::from_str("-1.28").unwrap(), 2).unwrap(), vec![128]);
+        assert_eq!(
+            to_avro_bytes(Decimal::from_str("1.27").unwrap(), 2).unwrap(),
+            vec![127]
+        );
+        assert_eq!(
+            to_avro_bytes(Decimal::from_str("1.28").unwrap(), 2).unwrap(),
+            vec![0, 128]
+        );
+        assert_eq!(
+            to_avro_bytes(Decimal::from_str("-1.28").unwrap(), 2).unwrap(),
+            vec![128]
+        );
         assert_eq!(to_avro_bytes(Decimal::ZERO, 6).unwrap(), vec![0]);
     }
 

@@ -17,7 +17,11 @@ use std::sync::Arc;
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
     #[error("schema {name} v{version} does not parse: {reason}")]
-    Invalid { name: &'static str, version: u32, reason: String },
+    Invalid {
+        name: &'static str,
+        version: u32,
+        reason: String,
+    },
     #[error("schema id {0} is used twice")]
     DuplicateId(u32),
     #[error("no id given for schema {name} v{version}")]
@@ -33,7 +37,11 @@ pub enum CodecError {
     #[error("unknown schema id {0}")]
     UnknownSchemaId(u32),
     #[error("schema id {id} is a {found} schema, expected {expected}")]
-    WrongSchema { id: u32, expected: &'static str, found: &'static str },
+    WrongSchema {
+        id: u32,
+        expected: &'static str,
+        found: &'static str,
+    },
     #[error("avro: {0}")]
     Avro(String),
     #[error("{0} bytes left after the Avro datum")]
@@ -104,7 +112,12 @@ impl SchemaRegistry {
                 name: source.name,
                 version: source.version,
             })?;
-            let entry = Arc::new(RegisteredSchema { id, source, schema, write_schema });
+            let entry = Arc::new(RegisteredSchema {
+                id,
+                source,
+                schema,
+                write_schema,
+            });
             if by_id.insert(id, entry.clone()).is_some() {
                 return Err(SchemaError::DuplicateId(id));
             }
@@ -113,7 +126,9 @@ impl SchemaRegistry {
         for versions in by_name.values_mut() {
             versions.sort_by_key(|s| s.source.version);
         }
-        Ok(Self { inner: Arc::new(Inner { by_id, by_name }) })
+        Ok(Self {
+            inner: Arc::new(Inner { by_id, by_name }),
+        })
     }
 
     pub fn by_id(&self, id: u32) -> Option<&Arc<RegisteredSchema>> {
@@ -122,7 +137,11 @@ impl SchemaRegistry {
 
     /// Every version of a schema family, oldest first.
     pub fn versions(&self, name: &str) -> &[Arc<RegisteredSchema>] {
-        self.inner.by_name.get(name).map(Vec::as_slice).unwrap_or(&[])
+        self.inner
+            .by_name
+            .get(name)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// The newest version of a schema family.
@@ -168,9 +187,15 @@ impl SchemaRegistry {
         let (id, mut datum) = wire::split(bytes).ok_or(CodecError::NotFramed)?;
         let writer = self.by_id(id).ok_or(CodecError::UnknownSchemaId(id))?;
         if writer.name() != T::SCHEMA {
-            return Err(CodecError::WrongSchema { id, expected: T::SCHEMA, found: writer.name() });
+            return Err(CodecError::WrongSchema {
+                id,
+                expected: T::SCHEMA,
+                found: writer.name(),
+            });
         }
-        let latest = self.latest(T::SCHEMA).expect("the writer's family has a version");
+        let latest = self
+            .latest(T::SCHEMA)
+            .expect("the writer's family has a version");
         let reader = (latest.id != id).then_some(&latest.schema);
         let value = apache_avro::from_avro_datum(&writer.schema, &mut datum, reader)?;
         if !datum.is_empty() {
@@ -181,7 +206,10 @@ impl SchemaRegistry {
 
     /// Encodes a record key (an id or a pool name) as a framed Avro string.
     pub fn encode_key(&self, key: &str) -> Vec<u8> {
-        let id = self.latest(KEY_SCHEMA).expect("the key schema is shipped").id;
+        let id = self
+            .latest(KEY_SCHEMA)
+            .expect("the key schema is shipped")
+            .id;
         let mut out = Vec::with_capacity(wire::HEADER_LEN + key.len() + 2);
         wire::write_header(id, &mut out);
         // An Avro string is its length as a zig-zag varint, then the UTF-8 bytes.

@@ -140,10 +140,30 @@ pub fn ledger_transfer() -> LedgerTransfer {
         order_id: Some(id(1)),
         description: Some("pay-in completed".into()),
         entries: vec![
-            entry(AccountOwnerKind::Trader, Some(id(3)), AccountKind::Hold, "-54.054054"),
-            entry(AccountOwnerKind::Trader, Some(id(3)), AccountKind::Available, "1.081081"),
-            entry(AccountOwnerKind::Store, Some(id(2)), AccountKind::Available, "52.432432"),
-            entry(AccountOwnerKind::Platform, None, AccountKind::Fees, "0.540541"),
+            entry(
+                AccountOwnerKind::Trader,
+                Some(id(3)),
+                AccountKind::Hold,
+                "-54.054054",
+            ),
+            entry(
+                AccountOwnerKind::Trader,
+                Some(id(3)),
+                AccountKind::Available,
+                "1.081081",
+            ),
+            entry(
+                AccountOwnerKind::Store,
+                Some(id(2)),
+                AccountKind::Available,
+                "52.432432",
+            ),
+            entry(
+                AccountOwnerKind::Platform,
+                None,
+                AccountKind::Fees,
+                "0.540541",
+            ),
         ],
         created_at: AT + 61_000,
     }

@@ -37,11 +37,23 @@ pub struct TopicSpec {
 }
 
 const fn stream(name: &'static str, key: &'static str, value_schema: &'static str) -> TopicSpec {
-    TopicSpec { name, key, partitions: STREAM_PARTITIONS, cleanup: Cleanup::Delete, value_schema }
+    TopicSpec {
+        name,
+        key,
+        partitions: STREAM_PARTITIONS,
+        cleanup: Cleanup::Delete,
+        value_schema,
+    }
 }
 
 const fn table(name: &'static str, key: &'static str, value_schema: &'static str) -> TopicSpec {
-    TopicSpec { name, key, partitions: TABLE_PARTITIONS, cleanup: Cleanup::Compact, value_schema }
+    TopicSpec {
+        name,
+        key,
+        partitions: TABLE_PARTITIONS,
+        cleanup: Cleanup::Compact,
+        value_schema,
+    }
 }
 
 const fn changelog(name: &'static str) -> TopicSpec {
@@ -75,19 +87,32 @@ pub const TOPICS: &[TopicSpec] = &[
     stream(ORDERS_ROUTED, "trader id", "order_routed"),
     stream(TRADER_COMMANDS, "trader id", "trader_command"),
     stream(ORDERS_EVENTS, "order id", "order_event"),
-    stream(LEDGER_TRANSFERS, "order id or transfer id", "ledger_transfer"),
+    stream(
+        LEDGER_TRANSFERS,
+        "order id or transfer id",
+        "ledger_transfer",
+    ),
     stream(STORE_POSTINGS, "store id", "store_posting"),
     stream(TRADER_POSTINGS, "trader id", "trader_posting"),
     table(TRADER_CAPACITY, "trader id", "trader_capacity"),
     table(TRADERS, "trader id", "trader"),
     table(STORES, "store id", "store"),
-    TopicSpec { partitions: 1, ..table(RATES, "fiat currency", "rate") },
-    TopicSpec { partitions: 1, ..table(SETTINGS, "setting key", "setting") },
+    TopicSpec {
+        partitions: 1,
+        ..table(RATES, "fiat currency", "rate")
+    },
+    TopicSpec {
+        partitions: 1,
+        ..table(SETTINGS, "setting key", "setting")
+    },
     changelog("fraud.changelog"),
     changelog("router.changelog"),
     changelog("trader-book.changelog"),
     changelog("commissions.changelog"),
-    TopicSpec { partitions: 1, ..stream(DEAD_LETTERS, "source topic", "dead_letter") },
+    TopicSpec {
+        partitions: 1,
+        ..stream(DEAD_LETTERS, "source topic", "dead_letter")
+    },
 ];
 
 /// The catalogue entry of a topic.
@@ -124,7 +149,12 @@ mod tests {
         // Read together by one processor: fraud, trader book.
         let groups: &[&[&str]] = &[
             &[ORDERS_REQUESTED, STORE_POSTINGS, "fraud.changelog"],
-            &[ORDERS_ROUTED, TRADER_COMMANDS, TRADER_POSTINGS, "trader-book.changelog"],
+            &[
+                ORDERS_ROUTED,
+                TRADER_COMMANDS,
+                TRADER_POSTINGS,
+                "trader-book.changelog",
+            ],
             &[ORDERS_SCREENED, "router.changelog"],
             &[ORDERS_EVENTS, "commissions.changelog"],
         ];

@@ -39,10 +39,17 @@ pub mod vec {
     use uuid::Uuid;
 
     pub fn serialize<S: Serializer>(ids: &[Uuid], s: S) -> Result<S::Ok, S::Error> {
-        ids.iter().copied().map(Text).collect::<Vec<_>>().serialize(s)
+        ids.iter()
+            .copied()
+            .map(Text)
+            .collect::<Vec<_>>()
+            .serialize(s)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Uuid>, D::Error> {
-        Ok(Vec::<Text>::deserialize(d)?.into_iter().map(|t| t.0).collect())
+        Ok(Vec::<Text>::deserialize(d)?
+            .into_iter()
+            .map(|t| t.0)
+            .collect())
     }
 }

@@ -13,7 +13,9 @@ fn registry() -> SchemaRegistry {
 }
 
 fn golden_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("golden").join(format!("{name}.hex"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("golden")
+        .join(format!("{name}.hex"))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -37,7 +39,10 @@ fn round_trip<T: Record + PartialEq + Debug>(record: T) {
     let bytes = registry.encode(&record).expect("encodes");
     let schema = registry.latest(T::SCHEMA).unwrap();
     assert_eq!(bytes[0], 0, "magic byte");
-    assert_eq!(u32::from_be_bytes(bytes[1..5].try_into().unwrap()), schema.id);
+    assert_eq!(
+        u32::from_be_bytes(bytes[1..5].try_into().unwrap()),
+        schema.id
+    );
     let decoded: T = registry.decode(&bytes).expect("decodes");
     assert_eq!(decoded, record);
     check_golden(T::SCHEMA, &bytes);
@@ -47,7 +52,10 @@ fn round_trip<T: Record + PartialEq + Debug>(record: T) {
 fn order_requested() {
     round_trip(samples::order_requested());
     // The amount is optional (a missing amount sends the order to review).
-    round_trip_only(OrderRequested { fiat_amount: None, ..samples::order_requested() });
+    round_trip_only(OrderRequested {
+        fiat_amount: None,
+        ..samples::order_requested()
+    });
 }
 
 #[test]
@@ -115,7 +123,11 @@ fn setting() {
 #[test]
 fn changelog() {
     round_trip(samples::changelog());
-    round_trip_only(ChangelogEntry { state: None, state_schema_id: None, ..samples::changelog() });
+    round_trip_only(ChangelogEntry {
+        state: None,
+        state_schema_id: None,
+        ..samples::changelog()
+    });
 }
 
 #[test]
@@ -130,13 +142,20 @@ fn key() {
     assert_eq!(registry.decode_key(&bytes).unwrap(), "RUB:sbp");
     check_golden("key", &bytes);
     let long = "k".repeat(300); // a length that needs a two-byte varint
-    assert_eq!(registry.decode_key(&registry.encode_key(&long)).unwrap(), long);
+    assert_eq!(
+        registry.decode_key(&registry.encode_key(&long)).unwrap(),
+        long
+    );
 }
 
 #[test]
 fn every_shipped_schema_has_golden_bytes() {
     for source in SCHEMAS {
-        assert!(golden_path(source.name).exists(), "no golden bytes for {}", source.name);
+        assert!(
+            golden_path(source.name).exists(),
+            "no golden bytes for {}",
+            source.name
+        );
     }
 }
 
@@ -152,39 +171,98 @@ fn round_trip_only<T: Record + PartialEq + Debug>(record: T) {
 fn every_enum_variant_survives_the_codec() {
     use OrderEventKind as K;
     for kind in [
-        K::Created, K::Review, K::Rejected, K::NoRequisite, K::Assigned, K::ClientConfirmed, K::TraderPaid,
-        K::Completed, K::Cancelled, K::Expired, K::Disputed, K::Resolved, K::Failed,
+        K::Created,
+        K::Review,
+        K::Rejected,
+        K::NoRequisite,
+        K::Assigned,
+        K::ClientConfirmed,
+        K::TraderPaid,
+        K::Completed,
+        K::Cancelled,
+        K::Expired,
+        K::Disputed,
+        K::Resolved,
+        K::Failed,
     ] {
-        round_trip_only(OrderEvent { kind, ..samples::order_event() });
+        round_trip_only(OrderEvent {
+            kind,
+            ..samples::order_event()
+        });
     }
     use OrderStatus as S;
     for status in [
-        S::Created, S::Review, S::Rejected, S::NoRequisite, S::Assigned, S::ClientConfirmed, S::TraderPaid,
-        S::Completed, S::Cancelled, S::Expired, S::Disputed, S::Failed,
+        S::Created,
+        S::Review,
+        S::Rejected,
+        S::NoRequisite,
+        S::Assigned,
+        S::ClientConfirmed,
+        S::TraderPaid,
+        S::Completed,
+        S::Cancelled,
+        S::Expired,
+        S::Disputed,
+        S::Failed,
     ] {
-        round_trip_only(OrderEvent { status, previous_status: Some(status), ..samples::order_event() });
+        round_trip_only(OrderEvent {
+            status,
+            previous_status: Some(status),
+            ..samples::order_event()
+        });
     }
-    for outcome in [CandidateOutcome::Chosen, CandidateOutcome::Skipped, CandidateOutcome::Refused] {
+    for outcome in [
+        CandidateOutcome::Chosen,
+        CandidateOutcome::Skipped,
+        CandidateOutcome::Refused,
+    ] {
         let mut event = samples::order_event();
         event.candidates[0].outcome = outcome;
         round_trip_only(event);
     }
     for direction in [Direction::PayIn, Direction::PayOut] {
-        round_trip_only(OrderRequested { direction, ..samples::order_requested() });
+        round_trip_only(OrderRequested {
+            direction,
+            ..samples::order_requested()
+        });
     }
     use TraderCommandKind as C;
     for kind in [
-        C::ClientConfirmed, C::TraderConfirmed, C::ReportNonPayment, C::CancelOrder,
-        C::ResolveDispute, C::Deposit, C::Withdraw,
+        C::ClientConfirmed,
+        C::TraderConfirmed,
+        C::ReportNonPayment,
+        C::CancelOrder,
+        C::ResolveDispute,
+        C::Deposit,
+        C::Withdraw,
     ] {
-        round_trip_only(TraderCommand { kind, ..samples::trader_command() });
+        round_trip_only(TraderCommand {
+            kind,
+            ..samples::trader_command()
+        });
     }
-    for resolution in [DisputeResolution::InFavourOfCustomer, DisputeResolution::InFavourOfTrader] {
-        round_trip_only(TraderCommand { resolution: Some(resolution), ..samples::trader_command() });
+    for resolution in [
+        DisputeResolution::InFavourOfCustomer,
+        DisputeResolution::InFavourOfTrader,
+    ] {
+        round_trip_only(TraderCommand {
+            resolution: Some(resolution),
+            ..samples::trader_command()
+        });
     }
     use TransferKind as T;
-    for kind in [T::PayIn, T::PayOut, T::Deposit, T::Withdrawal, T::DisputeResolution, T::Adjustment] {
-        round_trip_only(LedgerTransfer { kind, ..samples::ledger_transfer() });
+    for kind in [
+        T::PayIn,
+        T::PayOut,
+        T::Deposit,
+        T::Withdrawal,
+        T::DisputeResolution,
+        T::Adjustment,
+    ] {
+        round_trip_only(LedgerTransfer {
+            kind,
+            ..samples::ledger_transfer()
+        });
     }
     for (owner_kind, account_kind) in [
         (AccountOwnerKind::Store, AccountKind::Available),
@@ -199,12 +277,24 @@ fn every_enum_variant_survives_the_codec() {
     }
     use PostingKind as P;
     for kind in [P::Credit, P::Debit, P::Hold, P::Release, P::Capture] {
-        round_trip_only(StorePosting { kind, ..samples::store_posting() });
-        round_trip_only(TraderPosting { kind, ..samples::trader_posting() });
+        round_trip_only(StorePosting {
+            kind,
+            ..samples::store_posting()
+        });
+        round_trip_only(TraderPosting {
+            kind,
+            ..samples::trader_posting()
+        });
     }
-    for kind in [RequisiteKind::Card, RequisiteKind::Phone, RequisiteKind::Account] {
+    for kind in [
+        RequisiteKind::Card,
+        RequisiteKind::Phone,
+        RequisiteKind::Account,
+    ] {
         for status in [
-            ModerationStatus::Pending, ModerationStatus::Approved, ModerationStatus::Rejected,
+            ModerationStatus::Pending,
+            ModerationStatus::Approved,
+            ModerationStatus::Rejected,
             ModerationStatus::Blocked,
         ] {
             let mut trader = samples::trader();
@@ -214,8 +304,18 @@ fn every_enum_variant_survives_the_codec() {
         }
     }
     use SettingType as V;
-    for value_type in [V::Integer, V::Decimal, V::Boolean, V::String, V::DurationSecs, V::Json] {
-        round_trip_only(Setting { value_type, ..samples::setting() });
+    for value_type in [
+        V::Integer,
+        V::Decimal,
+        V::Boolean,
+        V::String,
+        V::DurationSecs,
+        V::Json,
+    ] {
+        round_trip_only(Setting {
+            value_type,
+            ..samples::setting()
+        });
     }
 }
 
@@ -237,18 +337,27 @@ fn more_places_than_the_schema_allows_is_an_error_not_rounding() {
 #[test]
 fn refuses_unframed_unknown_and_mismatched_records() {
     let registry = registry();
-    assert!(matches!(registry.decode::<Rate>(b"{\"json\":1}"), Err(CodecError::NotFramed)));
+    assert!(matches!(
+        registry.decode::<Rate>(b"{\"json\":1}"),
+        Err(CodecError::NotFramed)
+    ));
     assert!(matches!(
         registry.decode::<Rate>(&[0, 0, 0, 0x7f, 0x7f, 1]),
         Err(CodecError::UnknownSchemaId(0x7f7f))
     ));
     let store = registry.encode(&samples::store()).unwrap();
-    assert!(matches!(registry.decode::<Rate>(&store), Err(CodecError::WrongSchema { .. })));
+    assert!(matches!(
+        registry.decode::<Rate>(&store),
+        Err(CodecError::WrongSchema { .. })
+    ));
     let mut rate = registry.encode(&samples::rate()).unwrap();
     let truncated = &rate[..rate.len() - 3];
     assert!(registry.decode::<Rate>(truncated).is_err());
     rate.push(0);
-    assert!(matches!(registry.decode::<Rate>(&rate), Err(CodecError::TrailingBytes(1))));
+    assert!(matches!(
+        registry.decode::<Rate>(&rate),
+        Err(CodecError::TrailingBytes(1))
+    ));
 }
 
 /// UUIDs go on the wire as their 36-character text (Avro's `uuid` logical type on `string`),
@@ -261,9 +370,17 @@ fn uuids_are_written_as_text() {
     let mut datum = &bytes[5..];
     // An Avro string: zig-zag length 36 (= 0x48), then the hyphenated text.
     assert_eq!(datum[0], 0x48);
-    assert_eq!(&datum[1..37], posting.posting_id.hyphenated().to_string().as_bytes());
+    assert_eq!(
+        &datum[1..37],
+        posting.posting_id.hyphenated().to_string().as_bytes()
+    );
     let schema = &registry.latest("store_posting").unwrap().schema;
     let value = apache_avro::from_avro_datum(schema, &mut datum, None).unwrap();
-    let apache_avro::types::Value::Record(fields) = value else { panic!("a record") };
-    assert_eq!(fields[0].1, apache_avro::types::Value::Uuid(posting.posting_id));
+    let apache_avro::types::Value::Record(fields) = value else {
+        panic!("a record")
+    };
+    assert_eq!(
+        fields[0].1,
+        apache_avro::types::Value::Uuid(posting.posting_id)
+    );
 }

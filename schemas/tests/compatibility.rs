@@ -43,7 +43,11 @@ fn newest_version_reads_every_older_version() {
         let newest = versions.last().unwrap();
         for old in &versions[..versions.len() - 1] {
             check(&old.schema, &newest.schema).unwrap_or_else(|e| {
-                panic!("{family} v{} cannot read v{}: {e}", newest.version(), old.version())
+                panic!(
+                    "{family} v{} cannot read v{}: {e}",
+                    newest.version(),
+                    old.version()
+                )
             });
         }
     }
@@ -53,7 +57,11 @@ fn newest_version_reads_every_older_version() {
 fn versions_are_numbered_from_one_without_gaps() {
     let registry = SchemaRegistry::builtin().unwrap();
     for source in SCHEMAS {
-        let versions: Vec<u32> = registry.versions(source.name).iter().map(|s| s.version()).collect();
+        let versions: Vec<u32> = registry
+            .versions(source.name)
+            .iter()
+            .map(|s| s.version())
+            .collect();
         let expected: Vec<u32> = (1..=versions.len() as u32).collect();
         assert_eq!(versions, expected, "{}", source.name);
     }
@@ -75,10 +83,9 @@ fn the_rules_reject_a_breaking_change() {
             {"name":"b","type":"string"}]}"#,
     )
     .unwrap();
-    let retyped = Schema::parse_str(
-        r#"{"type":"record","name":"R","fields":[{"name":"a","type":"int"}]}"#,
-    )
-    .unwrap();
+    let retyped =
+        Schema::parse_str(r#"{"type":"record","name":"R","fields":[{"name":"a","type":"int"}]}"#)
+            .unwrap();
     assert!(check(&v1, &with_default).is_ok());
     assert!(check(&v1, &without_default).is_err());
     assert!(check(&v1, &retyped).is_err());

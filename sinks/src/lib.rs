@@ -12,7 +12,12 @@ pub enum SinkKind {
 }
 
 /// Every sink.
-pub const SINKS: &[SinkKind] = &[SinkKind::Ledger, SinkKind::Projection, SinkKind::Callbacks, SinkKind::Audit];
+pub const SINKS: &[SinkKind] = &[
+    SinkKind::Ledger,
+    SinkKind::Projection,
+    SinkKind::Callbacks,
+    SinkKind::Audit,
+];
 
 impl SinkKind {
     /// The name used on the command line and in consumer group ids.

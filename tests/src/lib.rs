@@ -34,32 +34,57 @@ impl TestDatabase {
     pub async fn empty() -> Self {
         let admin_url = database_url();
         let name = format!("test_{}", Uuid::new_v4().simple());
-        let admin = PgPoolOptions::new().max_connections(1).connect(&admin_url).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.unwrap();
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&admin_url)
+            .await
+            .unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .unwrap();
         admin.close().await;
         let url = match admin_url.rsplit_once('/') {
             Some((server, _)) => format!("{server}/{name}"),
             None => panic!("database URL has no database part"),
         };
-        let pool = PgPoolOptions::new().max_connections(4).connect(&url).await.unwrap();
-        Self { name, url, pool, admin_url }
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .connect(&url)
+            .await
+            .unwrap();
+        Self {
+            name,
+            url,
+            pool,
+            admin_url,
+        }
     }
 
     /// Creates a database with every migration applied.
     pub async fn migrated() -> Self {
         let db = Self::empty().await;
-        jivapay_platform::db::migrate(&db.pool).await.expect("migrations apply");
+        jivapay_platform::db::migrate(&db.pool)
+            .await
+            .expect("migrations apply");
         db
     }
 
     /// Closes the pool and drops the database.
     pub async fn drop_database(self) {
         self.pool.close().await;
-        let admin = PgPoolOptions::new().max_connections(1).connect(&self.admin_url).await.unwrap();
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
-            .execute(&admin)
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&self.admin_url)
             .await
             .unwrap();
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&admin)
+        .await
+        .unwrap();
         admin.close().await;
     }
 }
@@ -76,9 +101,12 @@ pub async fn broker(kind: BrokerKind) -> Broker {
     match kind {
         BrokerKind::Embedded => Broker::embedded(Duration::from_secs(10)).expect("mock cluster"),
         BrokerKind::Tansu => {
-            let bootstrap = std::env::var("JIVAPAY_TEST_TANSU_BROKERS")
-                .unwrap_or_else(|_| panic!("JIVAPAY_TEST_TANSU_BROKERS is not set: {HOW_TO_START}"));
-            Broker::external(&bootstrap, Duration::from_secs(30)).await.expect("Tansu is reachable")
+            let bootstrap = std::env::var("JIVAPAY_TEST_TANSU_BROKERS").unwrap_or_else(|_| {
+                panic!("JIVAPAY_TEST_TANSU_BROKERS is not set: {HOW_TO_START}")
+            });
+            Broker::external(&bootstrap, Duration::from_secs(30))
+                .await
+                .expect("Tansu is reachable")
         }
     }
 }

@@ -27,12 +27,19 @@ async fn test_topic(broker: &Broker, prefix: &str, partitions: i32) -> &'static 
         cleanup: Cleanup::Delete,
         value_schema: "order_event",
     };
-    broker.ensure_topics(&[spec]).await.expect("test topic created");
+    broker
+        .ensure_topics(&[spec])
+        .await
+        .expect("test topic created");
     name
 }
 
 fn event(n: usize) -> OrderEvent {
-    OrderEvent { external_order_id: format!("ext-{n}"), order_id: Uuid::new_v4(), ..samples::order_event() }
+    OrderEvent {
+        external_order_id: format!("ext-{n}"),
+        order_id: Uuid::new_v4(),
+        ..samples::order_event()
+    }
 }
 
 /// Time a consumer may wait for a record; Tansu can be slow to hand out assignments.
@@ -48,20 +55,46 @@ async fn receive(consumer: &RecordConsumer) -> jivapay_platform::kafka::Consumed
 async fn catalogue_topics_are_created_with_their_partition_counts(kind: BrokerKind) {
     let broker = broker(kind).await;
     broker.ensure_topics(TOPICS).await.expect("first creation");
-    broker.ensure_topics(TOPICS).await.expect("second creation is a no-op");
+    broker
+        .ensure_topics(TOPICS)
+        .await
+        .expect("second creation is a no-op");
     let names: Vec<&str> = TOPICS.iter().map(|t| t.name).collect();
-    let counts: HashMap<String, i32> = broker.partition_counts(&names).await.unwrap().into_iter().collect();
+    let counts: HashMap<String, i32> = broker
+        .partition_counts(&names)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
     for spec in TOPICS {
-        assert_eq!(counts.get(spec.name), Some(&spec.partitions), "{}", spec.name);
+        assert_eq!(
+            counts.get(spec.name),
+            Some(&spec.partitions),
+            "{}",
+            spec.name
+        );
     }
 }
 
 async fn a_topic_with_another_partition_count_is_refused(kind: BrokerKind) {
     let broker = broker(kind).await;
     let name = test_topic(&broker, "mismatch", 2).await;
-    let spec = TopicSpec { name, key: "k", partitions: 3, cleanup: Cleanup::Delete, value_schema: "order_event" };
-    let err = broker.ensure_topics(&[spec]).await.expect_err("partition mismatch is an error");
-    assert!(err.to_string().contains("has 2 partitions, the catalogue says 3"), "{err}");
+    let spec = TopicSpec {
+        name,
+        key: "k",
+        partitions: 3,
+        cleanup: Cleanup::Delete,
+        value_schema: "order_event",
+    };
+    let err = broker
+        .ensure_topics(&[spec])
+        .await
+        .expect_err("partition mismatch is an error");
+    assert!(
+        err.to_string()
+            .contains("has 2 partitions, the catalogue says 3"),
+        "{err}"
+    );
 }
 
 async fn keyed_records_land_on_the_java_partition_and_offsets_survive_a_restart(kind: BrokerKind) {
@@ -97,15 +130,23 @@ async fn keyed_records_land_on_the_java_partition_and_offsets_survive_a_restart(
     let mut later = HashMap::new();
     for n in 100..104 {
         let record = event(n);
-        producer.send(topic, &record.order_id.to_string(), &record).await.unwrap();
+        producer
+            .send(topic, &record.order_id.to_string(), &record)
+            .await
+            .unwrap();
         later.insert(record.order_id, record);
     }
     let restarted = RecordConsumer::subscribe(&broker, registry.clone(), &group, &[topic]).unwrap();
     for _ in 0..later.len() {
         let got = receive(&restarted).await;
         let value = got.value.expect("not a tombstone");
-        assert!(later.contains_key(&value.order_id), "an already committed record came back");
-        restarted.ack(&got.topic, got.partition, got.offset).unwrap();
+        assert!(
+            later.contains_key(&value.order_id),
+            "an already committed record came back"
+        );
+        restarted
+            .ack(&got.topic, got.partition, got.offset)
+            .unwrap();
     }
     // Nothing else is pending for this group.
     let extra = tokio::time::timeout(Duration::from_secs(2), restarted.next::<OrderEvent>()).await;
@@ -123,19 +164,33 @@ async fn a_malformed_record_is_dead_lettered_and_skipped(kind: BrokerKind) {
     let key = registry.encode_key("k");
     let first = event(1);
     producer.send(topic, "k", &first).await.unwrap();
-    let bad = producer.send_bytes(topic, Some(&key), Some(b"{\"not\":\"avro\"}")).await.unwrap();
+    let bad = producer
+        .send_bytes(topic, Some(&key), Some(b"{\"not\":\"avro\"}"))
+        .await
+        .unwrap();
     let wrong_type = registry.encode(&samples::rate()).unwrap();
-    let bad2 = producer.send_bytes(topic, Some(&key), Some(&wrong_type)).await.unwrap();
+    let bad2 = producer
+        .send_bytes(topic, Some(&key), Some(&wrong_type))
+        .await
+        .unwrap();
     let second = event(2);
     producer.send(topic, "k", &second).await.unwrap();
 
-    let consumer = RecordConsumer::subscribe(&broker, registry.clone(), &unique_group("dlq"), &[topic]).unwrap();
+    let consumer =
+        RecordConsumer::subscribe(&broker, registry.clone(), &unique_group("dlq"), &[topic])
+            .unwrap();
     assert_eq!(receive(&consumer).await.value, Some(first));
     assert_eq!(receive(&consumer).await.value, Some(second));
     consumer.close().unwrap();
 
     // Both bad records are on the dead-letter topic with where they came from.
-    let letters = RecordConsumer::subscribe(&broker, registry, &unique_group("dlq-read"), &[DEAD_LETTERS]).unwrap();
+    let letters = RecordConsumer::subscribe(
+        &broker,
+        registry,
+        &unique_group("dlq-read"),
+        &[DEAD_LETTERS],
+    )
+    .unwrap();
     let mut found = Vec::new();
     while found.len() < 2 {
         let letter = tokio::time::timeout(RECEIVE_TIMEOUT, letters.next::<DeadLetter>())
@@ -151,10 +206,21 @@ async fn a_malformed_record_is_dead_lettered_and_skipped(kind: BrokerKind) {
     letters.close().unwrap();
     found.sort_by_key(|l| l.source_offset);
     assert_eq!(found[0].source_offset, bad.offset);
-    assert_eq!(found[0].payload.as_deref(), Some(&b"{\"not\":\"avro\"}"[..]));
-    assert!(found[0].error.contains("Confluent wire format"), "{}", found[0].error);
+    assert_eq!(
+        found[0].payload.as_deref(),
+        Some(&b"{\"not\":\"avro\"}"[..])
+    );
+    assert!(
+        found[0].error.contains("Confluent wire format"),
+        "{}",
+        found[0].error
+    );
     assert_eq!(found[1].source_offset, bad2.offset);
-    assert!(found[1].error.contains("expected order_event"), "{}", found[1].error);
+    assert!(
+        found[1].error.contains("expected order_event"),
+        "{}",
+        found[1].error
+    );
     producer.close(Duration::from_secs(5)).unwrap();
 }
 

@@ -21,7 +21,11 @@ async fn account(pool: &PgPool, owner_kind: &str, kind: &str, currency: &str) ->
 }
 
 /// Writes a transfer with `entries` (account, currency, amount) in one transaction.
-async fn transfer(pool: &PgPool, id: Uuid, entries: &[(Uuid, &str, &str)]) -> Result<(), sqlx::Error> {
+async fn transfer(
+    pool: &PgPool,
+    id: Uuid,
+    entries: &[(Uuid, &str, &str)],
+) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query("INSERT INTO ledger_transfers (id, kind, entry_count) VALUES ($1, 'deposit', $2)")
         .bind(id)
@@ -45,23 +49,50 @@ async fn transfer(pool: &PgPool, id: Uuid, entries: &[(Uuid, &str, &str)]) -> Re
 }
 
 fn sqlstate(e: &sqlx::Error) -> String {
-    e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned()).unwrap_or_default()
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .map(|c| c.into_owned())
+        .unwrap_or_default()
 }
 
 #[tokio::test]
 async fn migrations_apply_to_a_fresh_database_and_again() {
     let db = TestDatabase::migrated().await;
-    jivapay_platform::db::migrate(&db.pool).await.expect("a second run is a no-op");
+    jivapay_platform::db::migrate(&db.pool)
+        .await
+        .expect("a second run is a no-op");
     let tables: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'
          AND table_name = ANY($1)",
     )
     .bind(vec![
-        "users", "staff_profiles", "merchants", "stores", "store_api_keys", "store_commissions",
-        "teams", "traders", "trader_commissions", "requisites", "countries", "currencies",
-        "payment_methods", "banks", "exchange_rates", "configuration_settings", "orders",
-        "payment_sessions", "receipts", "ledger_accounts", "ledger_transfers", "ledger_entries",
-        "ledger_balances", "callback_deliveries", "callback_attempts", "audit_log", "outbox",
+        "users",
+        "staff_profiles",
+        "merchants",
+        "stores",
+        "store_api_keys",
+        "store_commissions",
+        "teams",
+        "traders",
+        "trader_commissions",
+        "requisites",
+        "countries",
+        "currencies",
+        "payment_methods",
+        "banks",
+        "exchange_rates",
+        "configuration_settings",
+        "orders",
+        "payment_sessions",
+        "receipts",
+        "ledger_accounts",
+        "ledger_transfers",
+        "ledger_entries",
+        "ledger_balances",
+        "callback_deliveries",
+        "callback_attempts",
+        "audit_log",
+        "outbox",
         "sink_offsets",
     ])
     .fetch_one(&db.pool)
@@ -77,9 +108,16 @@ async fn a_balanced_transfer_commits() {
     let fees = account(&db.pool, "platform", "fees", "USDT").await;
     let external = account(&db.pool, "external", "settlement", "USDT").await;
     let id = Uuid::new_v4();
-    transfer(&db.pool, id, &[(fees, "USDT", "10.000000"), (external, "USDT", "-10.000000")])
-        .await
-        .expect("balanced transfer commits");
+    transfer(
+        &db.pool,
+        id,
+        &[
+            (fees, "USDT", "10.000000"),
+            (external, "USDT", "-10.000000"),
+        ],
+    )
+    .await
+    .expect("balanced transfer commits");
     let sum: rust_decimal::Decimal =
         sqlx::query_scalar("SELECT sum(amount) FROM ledger_entries WHERE transfer_id = $1")
             .bind(id)
@@ -96,9 +134,13 @@ async fn an_unbalanced_transfer_is_rejected_at_commit_and_leaves_nothing() {
     let fees = account(&db.pool, "platform", "fees", "USDT").await;
     let external = account(&db.pool, "external", "settlement", "USDT").await;
     let id = Uuid::new_v4();
-    let err = transfer(&db.pool, id, &[(fees, "USDT", "10.000000"), (external, "USDT", "-9.999999")])
-        .await
-        .expect_err("unbalanced transfer is refused");
+    let err = transfer(
+        &db.pool,
+        id,
+        &[(fees, "USDT", "10.000000"), (external, "USDT", "-9.999999")],
+    )
+    .await
+    .expect_err("unbalanced transfer is refused");
     assert_eq!(sqlstate(&err), "23514", "{err}");
     assert!(err.to_string().contains("does not balance"), "{err}");
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM ledger_transfers WHERE id = $1")
@@ -116,14 +158,22 @@ async fn balance_is_per_currency() {
     let usdt = account(&db.pool, "platform", "fees", "USDT").await;
     let rub = account(&db.pool, "platform", "fees", "RUB").await;
     // +10 USDT and -10 RUB sum to zero as numbers, but not per currency.
-    let err = transfer(&db.pool, Uuid::new_v4(), &[(usdt, "USDT", "10"), (rub, "RUB", "-10")])
-        .await
-        .expect_err("per-currency imbalance is refused");
+    let err = transfer(
+        &db.pool,
+        Uuid::new_v4(),
+        &[(usdt, "USDT", "10"), (rub, "RUB", "-10")],
+    )
+    .await
+    .expect_err("per-currency imbalance is refused");
     assert_eq!(sqlstate(&err), "23514", "{err}");
     // An entry whose currency is not its account's is refused outright.
-    let err = transfer(&db.pool, Uuid::new_v4(), &[(usdt, "RUB", "10"), (rub, "RUB", "-10")])
-        .await
-        .expect_err("currency mismatch is refused");
+    let err = transfer(
+        &db.pool,
+        Uuid::new_v4(),
+        &[(usdt, "RUB", "10"), (rub, "RUB", "-10")],
+    )
+    .await
+    .expect_err("currency mismatch is refused");
     assert_eq!(sqlstate(&err), "23503", "{err}");
     db.drop_database().await;
 }
@@ -134,13 +184,20 @@ async fn the_journal_is_append_only_and_replays_are_no_ops() {
     let fees = account(&db.pool, "platform", "fees", "USDT").await;
     let external = account(&db.pool, "external", "settlement", "USDT").await;
     let id = Uuid::new_v4();
-    transfer(&db.pool, id, &[(fees, "USDT", "5"), (external, "USDT", "-5")]).await.unwrap();
+    transfer(
+        &db.pool,
+        id,
+        &[(fees, "USDT", "5"), (external, "USDT", "-5")],
+    )
+    .await
+    .unwrap();
 
-    let err = sqlx::query("UPDATE ledger_entries SET amount = 6 WHERE transfer_id = $1 AND entry_no = 1")
-        .bind(id)
-        .execute(&db.pool)
-        .await
-        .expect_err("entries are immutable");
+    let err =
+        sqlx::query("UPDATE ledger_entries SET amount = 6 WHERE transfer_id = $1 AND entry_no = 1")
+            .bind(id)
+            .execute(&db.pool)
+            .await
+            .expect_err("entries are immutable");
     assert!(err.to_string().contains("append-only"), "{err}");
     let err = sqlx::query("DELETE FROM ledger_transfers WHERE id = $1")
         .bind(id)
@@ -160,12 +217,17 @@ async fn the_journal_is_append_only_and_replays_are_no_ops() {
     .unwrap()
     .rows_affected();
     assert_eq!(inserted, 0);
-    let row = sqlx::query("SELECT count(*) AS n, sum(amount) AS total FROM ledger_entries WHERE account_id = $1")
-        .bind(fees)
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+    let row = sqlx::query(
+        "SELECT count(*) AS n, sum(amount) AS total FROM ledger_entries WHERE account_id = $1",
+    )
+    .bind(fees)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
     assert_eq!(row.get::<i64, _>("n"), 1);
-    assert_eq!(row.get::<rust_decimal::Decimal, _>("total"), rust_decimal::Decimal::from(5));
+    assert_eq!(
+        row.get::<rust_decimal::Decimal, _>("total"),
+        rust_decimal::Decimal::from(5)
+    );
     db.drop_database().await;
 }

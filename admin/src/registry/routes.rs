@@ -16,7 +16,10 @@ pub fn router(schemas: SchemaRegistry) -> Router {
         .route("/subjects", get(subjects))
         .route("/subjects/{subject}/versions", get(versions))
         .route("/subjects/{subject}/versions/{version}", get(version))
-        .route("/subjects/{subject}/versions/{version}/schema", get(version_schema))
+        .route(
+            "/subjects/{subject}/versions/{version}/schema",
+            get(version_schema),
+        )
         .route("/config", get(config))
         .with_state(schemas)
 }
@@ -28,12 +31,21 @@ struct RegistryError {
     message: &'static str,
 }
 
-const SUBJECT_NOT_FOUND: RegistryError =
-    RegistryError { status: StatusCode::NOT_FOUND, code: 40401, message: "Subject not found." };
-const VERSION_NOT_FOUND: RegistryError =
-    RegistryError { status: StatusCode::NOT_FOUND, code: 40402, message: "Version not found." };
-const SCHEMA_NOT_FOUND: RegistryError =
-    RegistryError { status: StatusCode::NOT_FOUND, code: 40403, message: "Schema not found." };
+const SUBJECT_NOT_FOUND: RegistryError = RegistryError {
+    status: StatusCode::NOT_FOUND,
+    code: 40401,
+    message: "Subject not found.",
+};
+const VERSION_NOT_FOUND: RegistryError = RegistryError {
+    status: StatusCode::NOT_FOUND,
+    code: 40402,
+    message: "Version not found.",
+};
+const SCHEMA_NOT_FOUND: RegistryError = RegistryError {
+    status: StatusCode::NOT_FOUND,
+    code: 40403,
+    message: "Schema not found.",
+};
 const INVALID_VERSION: RegistryError = RegistryError {
     status: StatusCode::UNPROCESSABLE_ENTITY,
     code: 42202,
@@ -42,7 +54,10 @@ const INVALID_VERSION: RegistryError = RegistryError {
 
 impl IntoResponse for RegistryError {
     fn into_response(self) -> Response {
-        registry_json(self.status, json!({"error_code": self.code, "message": self.message}))
+        registry_json(
+            self.status,
+            json!({"error_code": self.code, "message": self.message}),
+        )
     }
 }
 
@@ -63,7 +78,10 @@ async fn schema_by_id(
 ) -> Result<Response, RegistryError> {
     let id: u32 = id.parse().map_err(|_| SCHEMA_NOT_FOUND)?;
     let schema = schemas.by_id(id).ok_or(SCHEMA_NOT_FOUND)?;
-    Ok(registry_json(StatusCode::OK, json!({"schema": schema_text(schema)})))
+    Ok(registry_json(
+        StatusCode::OK,
+        json!({"schema": schema_text(schema)}),
+    ))
 }
 
 async fn subjects(State(schemas): State<SchemaRegistry>) -> Response {
@@ -74,7 +92,9 @@ async fn versions(
     State(schemas): State<SchemaRegistry>,
     Path(subject): Path<String>,
 ) -> Result<Response, RegistryError> {
-    let versions = schemas.subject_versions(&subject).ok_or(SUBJECT_NOT_FOUND)?;
+    let versions = schemas
+        .subject_versions(&subject)
+        .ok_or(SUBJECT_NOT_FOUND)?;
     let numbers: Vec<u32> = versions.iter().map(|s| s.version()).collect();
     Ok(registry_json(StatusCode::OK, json!(numbers)))
 }
@@ -89,7 +109,11 @@ fn find_version(
         // -1 is the registry's alias for the latest version.
         "latest" | "-1" => versions.last(),
         number => {
-            let number: u32 = number.parse().ok().filter(|n| *n >= 1).ok_or(INVALID_VERSION)?;
+            let number: u32 = number
+                .parse()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or(INVALID_VERSION)?;
             versions.iter().find(|s| s.version() == number)
         }
     };

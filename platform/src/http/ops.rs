@@ -33,7 +33,11 @@ impl Readiness {
             Arc::new(move || {
                 let pool = pool.clone();
                 Box::pin(async move {
-                    sqlx::query("SELECT 1").execute(&pool).await.map(drop).map_err(|e| e.to_string())
+                    sqlx::query("SELECT 1")
+                        .execute(&pool)
+                        .await
+                        .map(drop)
+                        .map_err(|e| e.to_string())
                 })
             }),
         )
@@ -72,13 +76,19 @@ async fn readyz(State(readiness): State<Readiness>) -> impl IntoResponse {
     if failures.is_empty() {
         (StatusCode::OK, Json(json!({"status": "ready"})))
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "not ready", "failures": failures})))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not ready", "failures": failures})),
+        )
     }
 }
 
 async fn metrics_text() -> impl IntoResponse {
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
         crate::telemetry::metrics().render(),
     )
 }

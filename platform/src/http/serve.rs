@@ -10,7 +10,10 @@ use tokio::net::TcpListener;
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartupError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|e| StartupError::Listen { addr: addr.to_string(), reason: e.to_string() })
+        .map_err(|e| StartupError::Listen {
+            addr: addr.to_string(),
+            reason: e.to_string(),
+        })
 }
 
 /// Serves `router` until `shutdown` completes, then finishes the requests in flight.
@@ -19,5 +22,7 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
 }

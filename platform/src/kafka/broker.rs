@@ -30,11 +30,17 @@ impl Broker {
         let timeout = Duration::from_secs(settings.connect_timeout_secs);
         if settings.brokers.trim() == "embedded" {
             if !may_embed {
-                return Err(StartupError::EmbeddedBrokerNotHere { component: component.into() });
+                return Err(StartupError::EmbeddedBrokerNotHere {
+                    component: component.into(),
+                });
             }
             return Self::embedded(timeout);
         }
-        let broker = Self { bootstrap: settings.brokers.trim().into(), embedded: None, timeout };
+        let broker = Self {
+            bootstrap: settings.brokers.trim().into(),
+            embedded: None,
+            timeout,
+        };
         broker.check_reachable().await?;
         Ok(broker)
     }
@@ -51,7 +57,11 @@ impl Broker {
 
     /// An external broker at `bootstrap`, checked for reachability.
     pub async fn external(bootstrap: &str, timeout: Duration) -> Result<Self, StartupError> {
-        let broker = Self { bootstrap: bootstrap.into(), embedded: None, timeout };
+        let broker = Self {
+            bootstrap: bootstrap.into(),
+            embedded: None,
+            timeout,
+        };
         broker.check_reachable().await?;
         Ok(broker)
     }
@@ -77,7 +87,9 @@ impl Broker {
         let client = self.metadata_client()?;
         let timeout = self.timeout;
         let result = tokio::task::spawn_blocking(move || {
-            let result = client.fetch_metadata(None, timeout).map(|m| m.brokers().len());
+            let result = client
+                .fetch_metadata(None, timeout)
+                .map(|m| m.brokers().len());
             drop(client);
             result
         })
@@ -91,7 +103,10 @@ impl Broker {
     }
 
     fn unreachable(&self, reason: String) -> StartupError {
-        StartupError::BrokerUnreachable { brokers: self.bootstrap.clone(), reason }
+        StartupError::BrokerUnreachable {
+            brokers: self.bootstrap.clone(),
+            reason,
+        }
     }
 
     /// Partition count of every existing topic among `names` (absent ones are left out).
@@ -126,7 +141,9 @@ impl Broker {
         match &self.embedded {
             Some(embedded) => {
                 for t in topics {
-                    embedded.create_topic(t.name, t.partitions).map_err(StartupError::Kafka)?;
+                    embedded
+                        .create_topic(t.name, t.partitions)
+                        .map_err(StartupError::Kafka)?;
                 }
             }
             None => self.create_with_admin_api(topics).await?,
@@ -170,7 +187,10 @@ impl Broker {
         loop {
             let counts = self.partition_counts(&names).await?;
             for (name, actual) in &counts {
-                let spec = topics.iter().find(|t| t.name == name).expect("asked for it");
+                let spec = topics
+                    .iter()
+                    .find(|t| t.name == name)
+                    .expect("asked for it");
                 if *actual != spec.partitions {
                     return Err(StartupError::PartitionMismatch {
                         topic: name.clone(),
@@ -187,7 +207,9 @@ impl Broker {
                     .iter()
                     .filter(|n| !counts.iter().any(|(c, _)| c == *n))
                     .collect();
-                return Err(StartupError::Kafka(format!("topics not visible after creation: {missing:?}")));
+                return Err(StartupError::Kafka(format!(
+                    "topics not visible after creation: {missing:?}"
+                )));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

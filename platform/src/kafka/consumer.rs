@@ -61,7 +61,12 @@ impl RecordConsumer {
             consumer_config(broker.bootstrap_servers(), group, group).create()?;
         consumer.subscribe(topics)?;
         let dead_letters = RecordProducer::new(broker, registry.clone(), &format!("{group}-dlq"))?;
-        Ok(Self { consumer, registry, dead_letters, group: group.into() })
+        Ok(Self {
+            consumer,
+            registry,
+            dead_letters,
+            group: group.into(),
+        })
     }
 
     pub fn group(&self) -> &str {
@@ -88,8 +93,18 @@ impl RecordConsumer {
             Some(key) => self.registry.decode_key(key)?,
             None => return Err(CodecError::Avro("record has no key".into())),
         };
-        let value = raw.payload.as_deref().map(|p| self.registry.decode::<T>(p)).transpose()?;
-        Ok(Consumed { topic: raw.topic, partition: raw.partition, offset: raw.offset, key, value })
+        let value = raw
+            .payload
+            .as_deref()
+            .map(|p| self.registry.decode::<T>(p))
+            .transpose()?;
+        Ok(Consumed {
+            topic: raw.topic,
+            partition: raw.partition,
+            offset: raw.offset,
+            key,
+            value,
+        })
     }
 
     /// The next record that decodes as `T`; every other record is dead-lettered and skipped.
@@ -132,7 +147,10 @@ impl RecordConsumer {
             payload: raw.payload.clone(),
             failed_at: now_millis(),
         };
-        self.dead_letters.send(DEAD_LETTERS, &raw.topic, &letter).await.map(drop)
+        self.dead_letters
+            .send(DEAD_LETTERS, &raw.topic, &letter)
+            .await
+            .map(drop)
     }
 
     /// Marks everything up to and including `offset` as handled; committed in the background.
@@ -144,11 +162,15 @@ impl RecordConsumer {
     pub fn committed(&self, topic: &str, partition: i32) -> Result<Option<i64>, KafkaError> {
         let mut wanted = TopicPartitionList::new();
         wanted.add_partition(topic, partition);
-        let committed = self.consumer.committed_offsets(wanted, std::time::Duration::from_secs(10))?;
-        Ok(committed.find_partition(topic, partition).and_then(|p| match p.offset() {
-            Offset::Offset(o) => Some(o),
-            _ => None,
-        }))
+        let committed = self
+            .consumer
+            .committed_offsets(wanted, std::time::Duration::from_secs(10))?;
+        Ok(committed
+            .find_partition(topic, partition)
+            .and_then(|p| match p.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            }))
     }
 
     /// Commits what was acknowledged and leaves the group. Call it instead of just dropping:
@@ -166,5 +188,8 @@ impl RecordConsumer {
 }
 
 fn now_millis() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }

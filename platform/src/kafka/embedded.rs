@@ -12,7 +12,11 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 enum Command {
-    CreateTopic { name: String, partitions: i32, reply: mpsc::Sender<Result<(), String>> },
+    CreateTopic {
+        name: String,
+        partitions: i32,
+        reply: mpsc::Sender<Result<(), String>>,
+    },
 }
 
 pub struct EmbeddedBroker {
@@ -40,12 +44,16 @@ impl EmbeddedBroker {
                 // Runs until every sender is gone, i.e. until the broker is dropped.
                 for command in command_rx {
                     match command {
-                        Command::CreateTopic { name, partitions, reply } => {
+                        Command::CreateTopic {
+                            name,
+                            partitions,
+                            reply,
+                        } => {
                             let result = match cluster.create_topic(&name, partitions, 1) {
                                 Ok(()) => Ok(()),
-                                Err(KafkaError::MockCluster(RDKafkaErrorCode::TopicAlreadyExists)) => {
-                                    Ok(())
-                                }
+                                Err(KafkaError::MockCluster(
+                                    RDKafkaErrorCode::TopicAlreadyExists,
+                                )) => Ok(()),
                                 Err(e) => Err(e.to_string()),
                             };
                             drop(reply.send(result));
@@ -55,7 +63,11 @@ impl EmbeddedBroker {
             })
             .map_err(|e| e.to_string())?;
         let bootstrap = ready_rx.recv().map_err(|e| e.to_string())??;
-        Ok(Self { bootstrap, commands: Some(commands), thread: Some(thread) })
+        Ok(Self {
+            bootstrap,
+            commands: Some(commands),
+            thread: Some(thread),
+        })
     }
 
     pub fn bootstrap_servers(&self) -> &str {
@@ -65,13 +77,19 @@ impl EmbeddedBroker {
     /// Creates a topic; an existing one is left as it is (the caller checks its partitions).
     pub fn create_topic(&self, name: &str, partitions: i32) -> Result<(), String> {
         let (reply, answer) = mpsc::channel();
-        let command = Command::CreateTopic { name: name.to_owned(), partitions, reply };
+        let command = Command::CreateTopic {
+            name: name.to_owned(),
+            partitions,
+            reply,
+        };
         self.commands
             .as_ref()
             .ok_or("embedded broker is stopped")?
             .send(command)
             .map_err(|_| "embedded broker thread is gone".to_string())?;
-        answer.recv().map_err(|_| "embedded broker thread is gone".to_string())?
+        answer
+            .recv()
+            .map_err(|_| "embedded broker thread is gone".to_string())?
     }
 }
 

@@ -38,7 +38,11 @@ pub struct RecordProducer {
 }
 
 impl RecordProducer {
-    pub fn new(broker: &Broker, registry: SchemaRegistry, client_id: &str) -> Result<Self, KafkaError> {
+    pub fn new(
+        broker: &Broker,
+        registry: SchemaRegistry,
+        client_id: &str,
+    ) -> Result<Self, KafkaError> {
         let producer = producer_config(broker.bootstrap_servers(), client_id).create()?;
         Ok(Self { producer, registry })
     }
@@ -80,8 +84,14 @@ impl RecordProducer {
             record = record.payload(payload);
         }
         match self.producer.send(record, Timeout::Never).await {
-            Ok(delivery) => Ok(Delivered { partition: delivery.partition, offset: delivery.offset }),
-            Err((source, _)) => Err(ProduceError::Kafka { topic: topic.into(), source }),
+            Ok(delivery) => Ok(Delivered {
+                partition: delivery.partition,
+                offset: delivery.offset,
+            }),
+            Err((source, _)) => Err(ProduceError::Kafka {
+                topic: topic.into(),
+                source,
+            }),
         }
     }
 

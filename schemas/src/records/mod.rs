@@ -16,15 +16,17 @@ pub use ledger::{
     TraderPosting, TransferKind,
 };
 pub use master::{
-    ModerationStatus, Rate, Requisite, RequisiteKind, Setting, SettingType, Store,
-    StoreCommission, Trader, TraderCommission,
+    ModerationStatus, Rate, Requisite, RequisiteKind, Setting, SettingType, Store, StoreCommission,
+    Trader, TraderCommission,
 };
 pub use ops::{ChangelogEntry, DeadLetter, InputOffset};
 pub use orders::{
     CandidateDecision, CandidateOutcome, Direction, OrderEvent, OrderEventKind, OrderRequested,
     OrderRouted, OrderScreened, OrderStatus,
 };
-pub use traders::{DisputeResolution, RequisiteUsage, TraderCapacity, TraderCommand, TraderCommandKind};
+pub use traders::{
+    DisputeResolution, RequisiteUsage, TraderCapacity, TraderCommand, TraderCommandKind,
+};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
