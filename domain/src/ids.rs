@@ -77,7 +77,10 @@ mod tests {
     fn order_id_is_stable_across_releases() {
         // Stored order ids depend on this value: a change here is a breaking change.
         let store = StoreId(Uuid::from_u128(1));
-        assert_eq!(OrderId::derive(store, "order-1").to_string(), "e937e4e6-e87a-5188-a416-cac798613ae2");
+        assert_eq!(
+            OrderId::derive(store, "order-1").to_string(),
+            "e937e4e6-e87a-5188-a416-cac798613ae2"
+        );
         assert_eq!(OrderId::derive(store, "order-1").0.get_version_num(), 5);
     }
 }

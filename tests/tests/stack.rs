@@ -6,7 +6,11 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Stack {
@@ -20,7 +24,10 @@ mod tempdir {
     pub struct Dir(pub std::path::PathBuf);
     impl Dir {
         pub fn new() -> Self {
-            let path = std::env::temp_dir().join(format!("jivapay-stack-test-{}", uuid::Uuid::new_v4().simple()));
+            let path = std::env::temp_dir().join(format!(
+                "jivapay-stack-test-{}",
+                uuid::Uuid::new_v4().simple()
+            ));
             std::fs::create_dir_all(&path).unwrap();
             Self(path)
         }
@@ -34,7 +41,11 @@ mod tempdir {
 
 impl Stack {
     fn new() -> Self {
-        Self { dir: tempdir::Dir::new(), pg_port: free_port(), tansu_port: free_port() }
+        Self {
+            dir: tempdir::Dir::new(),
+            pg_port: free_port(),
+            tansu_port: free_port(),
+        }
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -61,7 +72,10 @@ impl Stack {
 
     /// Processes whose command line names this stack's folder or ports (zombies excluded).
     fn leftovers(&self) -> Vec<String> {
-        let ps = Command::new("ps").args(["-eo", "stat=,args="]).output().unwrap();
+        let ps = Command::new("ps")
+            .args(["-eo", "stat=,args="])
+            .output()
+            .unwrap();
         let needles = [
             self.dir.0.display().to_string(),
             format!("127.0.0.1:{}", self.tansu_port),
@@ -87,12 +101,21 @@ fn start_twice_stop_twice_leaves_nothing_behind() {
     assert!(stack.listening(stack.pg_port) && stack.listening(stack.tansu_port));
 
     let env = String::from_utf8_lossy(&stack.run(&["env"]).stdout).into_owned();
-    assert!(env.contains(&format!("127.0.0.1:{}/jivapay", stack.pg_port)), "{env}");
-    assert!(env.contains(&format!("127.0.0.1:{}", stack.tansu_port)), "{env}");
+    assert!(
+        env.contains(&format!("127.0.0.1:{}/jivapay", stack.pg_port)),
+        "{env}"
+    );
+    assert!(
+        env.contains(&format!("127.0.0.1:{}", stack.tansu_port)),
+        "{env}"
+    );
 
     stack.run(&["stop"]);
     stack.run(&["stop"]);
-    assert!(!stack.run(&["status"]).status.success(), "status fails once stopped");
+    assert!(
+        !stack.run(&["status"]).status.success(),
+        "status fails once stopped"
+    );
     assert!(!stack.listening(stack.pg_port) && !stack.listening(stack.tansu_port));
     // Processes can take a moment to leave the process table after their ports close.
     let mut left = stack.leftovers();
