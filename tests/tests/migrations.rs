@@ -155,6 +155,11 @@ async fn an_unbalanced_transfer_is_rejected_at_commit_and_leaves_nothing() {
 #[tokio::test]
 async fn balance_is_per_currency() {
     let db = TestDatabase::migrated().await;
+    // Fiat currencies are reference data (seeded), not part of the migrations.
+    sqlx::query("INSERT INTO currencies (code, kind, name, scale) VALUES ('RUB', 'fiat', 'Russian ruble', 2)")
+        .execute(&db.pool)
+        .await
+        .unwrap();
     let usdt = account(&db.pool, "platform", "fees", "USDT").await;
     let rub = account(&db.pool, "platform", "fees", "RUB").await;
     // +10 USDT and -10 RUB sum to zero as numbers, but not per currency.
