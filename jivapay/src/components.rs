@@ -32,17 +32,26 @@ pub fn sink_names() -> Vec<&'static str> {
     SINKS.iter().map(SinkKind::name).collect()
 }
 
-/// Serves `router` on `addr` until `stop` is cancelled.
+/// Serves `router` on a bound listener until `stop` is cancelled.
 async fn serve_until(
+    name: &'static str,
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    tracing::info!(component = name, addr = %listener.local_addr()?, "listening");
+    serve(listener, router, async move { stop.cancelled().await }).await?;
+    Ok(())
+}
+
+/// Binds `addr` and serves `router` on it until `stop` is cancelled.
+async fn bind_and_serve(
     name: &'static str,
     addr: SocketAddr,
     router: axum::Router,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    let listener = bind(addr).await?;
-    tracing::info!(component = name, addr = %listener.local_addr()?, "listening");
-    serve(listener, router, async move { stop.cancelled().await }).await?;
-    Ok(())
+    serve_until(name, bind(addr).await?, router, stop).await
 }
 
 /// Everything in one process: the embedded broker (unless an external one is configured),
@@ -59,40 +68,35 @@ pub async fn all(settings: &Settings, stop: CancellationToken) -> anyhow::Result
     let readiness = Readiness::default()
         .with_database(pool)
         .with_broker(broker.clone());
-    let http = &settings.http;
+    // Bound before printing, so the addresses shown are the real ones (port 0 picks a free one).
+    let ingest_listener = bind(settings.http.ingest_addr).await?;
+    let admin_listener = bind(settings.http.admin_addr).await?;
+    let ingest_addr = ingest_listener.local_addr()?;
+    let admin_addr = admin_listener.local_addr()?;
+    let embedded = if broker.is_embedded() {
+        " (embedded)"
+    } else {
+        ""
+    };
     println!("JivaPay is running (Ctrl-C stops it):");
-    println!("  gateway and payment pages  http://{}/", http.ingest_addr);
-    println!("  management API             http://{}/", http.admin_addr);
+    println!("  gateway and payment pages  http://{ingest_addr}/");
+    println!("  management API             http://{admin_addr}/");
+    println!("  schema registry            http://{admin_addr}/subjects");
+    println!("  metrics                    http://{admin_addr}/metrics");
+    println!("  health                     http://{admin_addr}/readyz");
     println!(
-        "  schema registry            http://{}/subjects",
-        http.admin_addr
-    );
-    println!(
-        "  metrics                    http://{}/metrics",
-        http.admin_addr
-    );
-    println!(
-        "  health                     http://{}/readyz",
-        http.admin_addr
-    );
-    println!(
-        "  Kafka bootstrap            {}{}",
-        broker.bootstrap_servers(),
-        if broker.is_embedded() {
-            " (embedded)"
-        } else {
-            ""
-        }
+        "  Kafka bootstrap            {}{embedded}",
+        broker.bootstrap_servers()
     );
     let ingest = serve_until(
         "ingest",
-        http.ingest_addr,
+        ingest_listener,
         jivapay_ingest::router(readiness.clone()),
         stop.clone(),
     );
     let admin = serve_until(
         "admin",
-        http.admin_addr,
+        admin_listener,
         jivapay_admin::router(schemas, readiness),
         stop.clone(),
     );
@@ -106,7 +110,7 @@ pub async fn ingest(settings: &Settings, stop: CancellationToken) -> anyhow::Res
     let broker = Broker::connect(&settings.kafka, false, "ingest").await?;
     schema_registry::load(&settings.schema_registry).await?;
     let readiness = Readiness::default().with_broker(broker);
-    serve_until(
+    bind_and_serve(
         "ingest",
         settings.http.ingest_addr,
         jivapay_ingest::router(readiness),
@@ -120,7 +124,7 @@ pub async fn admin(settings: &Settings, stop: CancellationToken) -> anyhow::Resu
     let schemas = schema_registry::load(&settings.schema_registry).await?;
     let pool = db::connect(&settings.database).await?;
     let readiness = Readiness::default().with_database(pool).with_broker(broker);
-    serve_until(
+    bind_and_serve(
         "admin",
         settings.http.admin_addr,
         jivapay_admin::router(schemas, readiness),
@@ -145,7 +149,7 @@ pub async fn processor(
     schema_registry::load(&settings.schema_registry).await?;
     check_co_partitioning(&broker, kind).await?;
     let readiness = Readiness::default().with_broker(broker);
-    serve_until(
+    bind_and_serve(
         "processor",
         settings.http.ops_addr,
         ops_router(readiness),
@@ -163,7 +167,7 @@ pub async fn sink(settings: &Settings, name: &str, stop: CancellationToken) -> a
     schema_registry::load(&settings.schema_registry).await?;
     let pool = db::connect(&settings.database).await?;
     let readiness = Readiness::default().with_database(pool).with_broker(broker);
-    serve_until("sink", settings.http.ops_addr, ops_router(readiness), stop).await
+    bind_and_serve("sink", settings.http.ops_addr, ops_router(readiness), stop).await
 }
 
 pub async fn migrate(settings: &Settings) -> Result<(), StartupError> {
