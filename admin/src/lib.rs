@@ -1,13 +1,41 @@
-//! Management and query API. For now: the read-only Schema Registry API, so that stock
-//! Confluent Avro deserializers decode our topics, plus the operational endpoints.
+//! Management and query API: login for every role, staff permissions, master data (users,
+//! merchants, stores, teams, traders, requisites, reference data, settings) with a
+//! transactional outbox to compacted topics, the audit log, and the read-only Schema Registry
+//! API.
 
+pub mod audit;
+pub mod auth;
+pub mod crypto;
+pub mod error;
+pub mod json;
+pub mod mask;
+pub mod outbox;
 pub mod registry;
+pub mod routes;
+pub mod seed;
+pub mod settings_catalog;
+pub mod state;
+pub mod validate;
 
+use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use jivapay_platform::http::{ops_router, Readiness};
 use jivapay_schemas::SchemaRegistry;
+pub use state::AppState;
 
-/// Everything the admin component serves.
-pub fn router(schemas: SchemaRegistry, readiness: Readiness) -> Router {
-    registry::router(schemas).merge(ops_router(readiness))
+/// Largest request body the management API accepts.
+pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
+
+/// Everything the admin component serves: the management API under `/api`, the Schema
+/// Registry API at the root (where Confluent clients expect it), and the ops endpoints.
+pub fn router(state: AppState, readiness: Readiness) -> Router {
+    let schemas: SchemaRegistry = state.schemas.clone();
+    Router::new()
+        .nest(
+            "/api",
+            routes::router().layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES)),
+        )
+        .with_state(state)
+        .merge(registry::router(schemas))
+        .merge(ops_router(readiness))
 }

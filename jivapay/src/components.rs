@@ -2,7 +2,7 @@
 //! their crates (`PROCESSORS`, `SINKS`); here each role is wired to its dependencies.
 
 use jivapay_platform::http::{bind, ops_router, serve, Readiness};
-use jivapay_platform::kafka::Broker;
+use jivapay_platform::kafka::{Broker, RecordProducer};
 use jivapay_platform::{db, schema_registry, Settings, StartupError};
 use jivapay_processors::{check_co_partitioning, ProcessorKind, PROCESSORS};
 use jivapay_schemas::TOPICS;
@@ -65,6 +65,8 @@ pub async fn all(settings: &Settings, stop: CancellationToken) -> anyhow::Result
     for processor in PROCESSORS {
         check_co_partitioning(&broker, *processor).await?;
     }
+    let admin_state = jivapay_admin::AppState::new(settings, pool.clone(), schemas.clone())?;
+    let relay = spawn_outbox_relay(&broker, &pool, &schemas, stop.clone())?;
     let readiness = Readiness::default()
         .with_database(pool)
         .with_broker(broker.clone());
@@ -97,10 +99,12 @@ pub async fn all(settings: &Settings, stop: CancellationToken) -> anyhow::Result
     let admin = serve_until(
         "admin",
         admin_listener,
-        jivapay_admin::router(schemas, readiness),
+        jivapay_admin::router(admin_state, readiness),
         stop.clone(),
     );
     let result = tokio::try_join!(ingest, admin).map(drop);
+    stop.cancel();
+    drop(relay.await);
     // The embedded broker (if any) stops when the last handle to it is dropped, here.
     drop(broker);
     result
@@ -123,14 +127,34 @@ pub async fn admin(settings: &Settings, stop: CancellationToken) -> anyhow::Resu
     let broker = Broker::connect(&settings.kafka, false, "admin").await?;
     let schemas = schema_registry::load(&settings.schema_registry).await?;
     let pool = db::connect(&settings.database).await?;
+    let state = jivapay_admin::AppState::new(settings, pool.clone(), schemas.clone())?;
+    let relay = spawn_outbox_relay(&broker, &pool, &schemas, stop.clone())?;
     let readiness = Readiness::default().with_database(pool).with_broker(broker);
-    bind_and_serve(
+    let result = bind_and_serve(
         "admin",
         settings.http.admin_addr,
-        jivapay_admin::router(schemas, readiness),
-        stop,
+        jivapay_admin::router(state, readiness),
+        stop.clone(),
     )
-    .await
+    .await;
+    stop.cancel();
+    drop(relay.await);
+    result
+}
+
+/// The outbox relay of the management API, running until `stop`.
+fn spawn_outbox_relay(
+    broker: &Broker,
+    pool: &sqlx::PgPool,
+    schemas: &jivapay_schemas::SchemaRegistry,
+    stop: CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let producer = RecordProducer::new(broker, schemas.clone(), "jivapay-outbox-relay")?;
+    Ok(tokio::spawn(jivapay_admin::outbox::relay::run(
+        pool.clone(),
+        producer,
+        stop,
+    )))
 }
 
 pub async fn processor(

@@ -19,6 +19,9 @@ pub struct Settings {
     pub http: HttpSettings,
     pub log: LogSettings,
     pub receipts: ReceiptsSettings,
+    pub auth: AuthSettings,
+    pub security: SecuritySettings,
+    pub seed: SeedSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -134,6 +137,60 @@ pub struct ReceiptsSettings {
     pub s3_secret_access_key: Option<SecretString>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// HMAC key (HS256) that signs and verifies login tokens; at least 32 bytes. Required by
+    /// every component that issues or checks tokens.
+    pub jwt_secret: Option<SecretString>,
+    /// `iss` of issued tokens, required on every token presented.
+    pub jwt_issuer: String,
+    /// `aud` of issued tokens, required on every token presented.
+    pub jwt_audience: String,
+    /// Lifetime of a login token.
+    pub jwt_ttl_secs: u64,
+    /// Clock skew tolerated when checking `exp` and `nbf`.
+    pub jwt_leeway_secs: u64,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            jwt_issuer: "jivapay".into(),
+            jwt_audience: "jivapay-api".into(),
+            jwt_ttl_secs: 3600,
+            jwt_leeway_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecuritySettings {
+    /// 32 bytes, base64: the key that encrypts requisite numbers and stores' signing secrets at
+    /// rest (AES-256-GCM) and keys their lookup hashes (HMAC-SHA256).
+    pub data_key: Option<SecretString>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SeedSettings {
+    /// Login of the first admin created by `jivapay seed`.
+    pub admin_login: String,
+    /// Password of the first admin; `jivapay seed` refuses to create the admin without it.
+    pub admin_password: Option<SecretString>,
+}
+
+impl Default for SeedSettings {
+    fn default() -> Self {
+        Self {
+            admin_login: "admin".into(),
+            admin_password: None,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("settings: {0}")]
@@ -209,6 +266,21 @@ impl Settings {
         if let Some(url) = &self.receipts.store_url {
             if !(url.starts_with("file:///") || url.starts_with("s3://")) {
                 problems.push("receipts.store_url must be file:///folder or s3://bucket".into());
+            }
+        }
+        if let Some(secret) = &self.auth.jwt_secret {
+            if secret.expose_secret().len() < 32 {
+                problems.push("auth.jwt_secret must be at least 32 bytes".into());
+            }
+        }
+        if self.auth.jwt_ttl_secs == 0 || self.auth.jwt_ttl_secs > 7 * 24 * 3600 {
+            problems.push("auth.jwt_ttl_secs must be between 1 and 604800".into());
+        }
+        if let Some(key) = &self.security.data_key {
+            use base64::Engine as _;
+            let decoded = base64::engine::general_purpose::STANDARD.decode(key.expose_secret());
+            if !matches!(decoded, Ok(bytes) if bytes.len() == 32) {
+                problems.push("security.data_key must be 32 bytes, base64-encoded".into());
             }
         }
         if problems.is_empty() {

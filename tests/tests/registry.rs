@@ -6,7 +6,6 @@
 use apache_avro::Schema;
 use axum::routing::post;
 use axum::{Json, Router};
-use jivapay_platform::http::Readiness;
 use jivapay_platform::kafka::{RecordConsumer, RecordProducer};
 use jivapay_schemas::topics::ORDERS_EVENTS;
 use jivapay_schemas::{samples, SchemaRegistry, TOPICS};
@@ -20,7 +19,7 @@ use std::time::Duration;
 async fn serve_admin(registry: SchemaRegistry) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let router = jivapay_admin::router(registry, Readiness::default());
+    let router = jivapay_admin::registry::router(registry);
     tokio::spawn(async move { axum::serve(listener, router).await });
     base
 }

@@ -74,6 +74,11 @@ impl Broker {
         self.embedded.is_some()
     }
 
+    /// The embedded broker, if this is one (tests use it to simulate outages).
+    pub fn embedded_broker(&self) -> Option<&EmbeddedBroker> {
+        self.embedded.as_deref()
+    }
+
     fn metadata_client(&self) -> Result<BaseConsumer, StartupError> {
         ClientConfig::new()
             .set("bootstrap.servers", &self.bootstrap)

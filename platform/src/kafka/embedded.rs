@@ -17,6 +17,11 @@ enum Command {
         partitions: i32,
         reply: mpsc::Sender<Result<(), String>>,
     },
+    /// Takes the broker down (`false`) or brings it back (`true`): outage tests.
+    SetUp {
+        up: bool,
+        reply: mpsc::Sender<Result<(), String>>,
+    },
 }
 
 pub struct EmbeddedBroker {
@@ -58,6 +63,14 @@ impl EmbeddedBroker {
                             };
                             drop(reply.send(result));
                         }
+                        Command::SetUp { up, reply } => {
+                            let result = if up {
+                                cluster.broker_up(1)
+                            } else {
+                                cluster.broker_down(1)
+                            };
+                            drop(reply.send(result.map_err(|e| e.to_string())));
+                        }
                     }
                 }
             })
@@ -86,6 +99,19 @@ impl EmbeddedBroker {
             .as_ref()
             .ok_or("embedded broker is stopped")?
             .send(command)
+            .map_err(|_| "embedded broker thread is gone".to_string())?;
+        answer
+            .recv()
+            .map_err(|_| "embedded broker thread is gone".to_string())?
+    }
+
+    /// Simulates an outage (`up = false`) and the recovery (`up = true`).
+    pub fn set_up(&self, up: bool) -> Result<(), String> {
+        let (reply, answer) = mpsc::channel();
+        self.commands
+            .as_ref()
+            .ok_or("embedded broker is stopped")?
+            .send(Command::SetUp { up, reply })
             .map_err(|_| "embedded broker thread is gone".to_string())?;
         answer
             .recv()

@@ -8,9 +8,11 @@ mod client_config;
 mod consumer;
 mod embedded;
 mod producer;
+mod table;
 
 pub use broker::Broker;
 pub use client_config::{consumer_config, producer_config};
 pub use consumer::{ConsumeError, Consumed, RecordConsumer};
 pub use embedded::EmbeddedBroker;
-pub use producer::{ProduceError, RecordProducer};
+pub use producer::{Delivered, ProduceError, RecordProducer};
+pub use table::{Table, TableError};

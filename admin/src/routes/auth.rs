@@ -1,0 +1,112 @@
+//! Login per role (`POST /api/auth/{role}/login`) and the caller's own profile (`GET /api/me`).
+//! A wrong login, a wrong password, a wrong role and a blocked user all get the same 401, so
+//! the answer reveals nothing about which accounts exist.
+
+use crate::auth::{password, Caller, Role};
+use crate::error::{ApiError, ApiResult};
+use crate::json::Body;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/{role}/login", post(login))
+        .route("/me", get(me))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    login: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+struct LoginResponse {
+    token: String,
+    token_type: &'static str,
+    expires_at: i64,
+    role: Role,
+    user_id: Uuid,
+}
+
+#[derive(sqlx::FromRow)]
+struct Credentials {
+    id: Uuid,
+    password_hash: String,
+    is_blocked: bool,
+    token_version: i32,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    Path(role): Path<String>,
+    Body(request): Body<LoginRequest>,
+) -> ApiResult<Json<LoginResponse>> {
+    let role = Role::parse(&role).ok_or_else(|| ApiError::not_found("login endpoint"))?;
+    let refused = || ApiError::unauthenticated("wrong login or password");
+    if request.password.len() > password::MAX_LENGTH {
+        return Err(refused());
+    }
+    let found: Option<Credentials> = sqlx::query_as(
+        "SELECT id, password_hash, is_blocked, token_version FROM users
+         WHERE lower(login) = lower($1) AND role = $2",
+    )
+    .bind(&request.login)
+    .bind(role.as_str())
+    .fetch_optional(&state.pool)
+    .await?;
+    // Hashing runs for unknown logins too, so timing does not tell which logins exist.
+    let stored = found
+        .as_ref()
+        .map(|c| c.password_hash.clone())
+        .unwrap_or_else(|| password::decoy_hash().to_owned());
+    let password_ok =
+        tokio::task::spawn_blocking(move || password::verify(&request.password, &stored))
+            .await
+            .map_err(|_| ApiError::internal())?;
+    let user = match found {
+        Some(user) if password_ok && !user.is_blocked => user,
+        _ => return Err(refused()),
+    };
+    let (token, expires_at) = state
+        .jwt
+        .issue(user.id, role, user.token_version, super::now_secs())
+        .map_err(|_| ApiError::internal())?;
+    sqlx::query("UPDATE users SET last_login_at = now() WHERE id = $1")
+        .bind(user.id)
+        .execute(&state.pool)
+        .await?;
+    Ok(Json(LoginResponse {
+        token,
+        token_type: "Bearer",
+        expires_at,
+        role,
+        user_id: user.id,
+    }))
+}
+
+#[derive(Serialize)]
+struct Me {
+    user_id: Uuid,
+    role: Role,
+    granted_permissions: Vec<String>,
+    merchant_id: Option<Uuid>,
+    trader_id: Option<Uuid>,
+    team_ids: Vec<Uuid>,
+}
+
+async fn me(caller: Caller) -> Json<Me> {
+    Json(Me {
+        user_id: caller.user_id,
+        role: caller.role,
+        granted_permissions: caller.grants.iter().map(ToString::to_string).collect(),
+        merchant_id: caller.merchant_id,
+        trader_id: caller.trader_id,
+        team_ids: caller.team_ids,
+    })
+}

@@ -1,0 +1,40 @@
+//! What every handler can reach.
+
+use crate::auth::jwt::{JwtError, JwtKeys};
+use crate::crypto::{CryptoError, DataKey};
+use jivapay_platform::Settings;
+use jivapay_schemas::SchemaRegistry;
+use sqlx::PgPool;
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub schemas: SchemaRegistry,
+    pub jwt: Arc<JwtKeys>,
+    pub data_key: Arc<DataKey>,
+}
+
+/// A setting the management API cannot run without.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(transparent)]
+    Jwt(#[from] JwtError),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+}
+
+impl AppState {
+    pub fn new(
+        settings: &Settings,
+        pool: PgPool,
+        schemas: SchemaRegistry,
+    ) -> Result<Self, StateError> {
+        Ok(Self {
+            pool,
+            schemas,
+            jwt: Arc::new(JwtKeys::new(&settings.auth)?),
+            data_key: Arc::new(DataKey::from_settings(settings.security.data_key.as_ref())?),
+        })
+    }
+}
