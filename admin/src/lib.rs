@@ -4,6 +4,7 @@
 //! API.
 
 pub mod audit;
+pub mod commission_rules;
 pub mod auth;
 pub mod crypto;
 pub mod error;

@@ -4,6 +4,7 @@
 //! `JIVAPAY_TEST_TANSU_BROKERS`. A test that needs one of them and does not find it fails with a
 //! message saying how to start it: nothing is silently skipped.
 
+pub mod admin;
 pub mod murmur2;
 
 use jivapay_platform::kafka::Broker;

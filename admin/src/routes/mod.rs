@@ -1,8 +1,16 @@
 //! The management API's routes, one module per resource. Each handler declares its permission
 //! with an `Authorized<…>` extractor and filters its queries by the caller's scope.
 
+mod audit_log;
 mod auth;
+mod merchants;
+mod reference;
 mod requisites;
+mod settings;
+mod stores;
+mod teams;
+mod traders;
+mod users;
 
 use crate::state::AppState;
 use axum::Router;
@@ -10,7 +18,15 @@ use axum::Router;
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(auth::router())
+        .merge(users::router())
+        .merge(merchants::router())
+        .merge(stores::router())
+        .merge(teams::router())
+        .merge(traders::router())
         .merge(requisites::router())
+        .merge(reference::router())
+        .merge(settings::router())
+        .merge(audit_log::router())
 }
 
 /// Unix time now, in seconds.
