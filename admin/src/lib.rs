@@ -4,8 +4,8 @@
 //! API.
 
 pub mod audit;
-pub mod commission_rules;
 pub mod auth;
+pub mod commission_rules;
 pub mod crypto;
 pub mod error;
 pub mod json;

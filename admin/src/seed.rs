@@ -164,8 +164,8 @@ async fn seed_rate(
 ) -> Result<(), SeedError> {
     let rate = Decimal::from_str(rate).map_err(|e| SeedError::Invalid(e.to_string()))?;
     let inserted = sqlx::query(
-        "INSERT INTO exchange_rates (fiat_currency, rate, source)
-         SELECT $1, $2, 'seed' WHERE NOT EXISTS (SELECT 1 FROM exchange_rates WHERE fiat_currency = $1)",
+        "INSERT INTO exchange_rates (fiat_currency, rate, source, observed_at)
+         SELECT $1, $2, 'seed', now() WHERE NOT EXISTS (SELECT 1 FROM exchange_rates WHERE fiat_currency = $1)",
     )
     .bind(fiat)
     .bind(rate)

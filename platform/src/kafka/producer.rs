@@ -43,8 +43,23 @@ impl RecordProducer {
         registry: SchemaRegistry,
         client_id: &str,
     ) -> Result<Self, KafkaError> {
-        let producer = producer_config(broker.bootstrap_servers(), client_id).create()?;
-        Ok(Self { producer, registry })
+        Self::with_message_timeout(broker, registry, client_id, Duration::from_secs(30))
+    }
+
+    /// A producer whose sends fail after `timeout` without an acknowledgement (librdkafka
+    /// retries within it).
+    pub fn with_message_timeout(
+        broker: &Broker,
+        registry: SchemaRegistry,
+        client_id: &str,
+        timeout: Duration,
+    ) -> Result<Self, KafkaError> {
+        let mut config = producer_config(broker.bootstrap_servers(), client_id);
+        config.set("message.timeout.ms", timeout.as_millis().to_string());
+        Ok(Self {
+            producer: config.create()?,
+            registry,
+        })
     }
 
     pub fn registry(&self) -> &SchemaRegistry {
