@@ -14,6 +14,7 @@ pub mod outbox;
 pub mod registry;
 pub mod routes;
 pub mod seed;
+pub mod seed_demo;
 pub mod settings_catalog;
 pub mod state;
 pub mod validate;

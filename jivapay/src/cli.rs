@@ -34,6 +34,12 @@ pub enum Command {
     },
     /// Applies the PostgreSQL migrations and exits.
     Migrate,
+    /// Creates reference data, default settings and the first admin (idempotent).
+    Seed {
+        /// Also create demo merchants, stores, team leads and traders with requisites.
+        #[arg(long)]
+        demo: bool,
+    },
     /// Topic administration.
     Topics {
         #[command(subcommand)]

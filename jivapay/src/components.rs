@@ -202,6 +202,36 @@ pub async fn migrate(settings: &Settings) -> Result<(), StartupError> {
     Ok(())
 }
 
+pub async fn seed(settings: &Settings, demo: bool) -> anyhow::Result<()> {
+    use secrecy::ExposeSecret;
+    let pool = db::connect(&settings.database).await?;
+    db::migrate(&pool).await?;
+    let schemas = schema_registry::load(&settings.schema_registry).await?;
+    let state = jivapay_admin::AppState::new(settings, pool.clone(), schemas)?;
+    jivapay_admin::seed::reference(&state).await?;
+    println!("reference data and default settings present");
+    match &settings.seed.admin_password {
+        Some(password) => {
+            let login = &settings.seed.admin_login;
+            if jivapay_admin::seed::admin(&state, login, password.expose_secret()).await? {
+                println!("admin {login:?} created with *:*:*");
+            } else {
+                println!("admin {login:?} already exists");
+            }
+        }
+        None => println!("no admin created: set JIVAPAY__SEED__ADMIN_PASSWORD to create the first admin"),
+    }
+    if demo {
+        let password = settings.seed.demo_password.as_ref().ok_or_else(|| {
+            anyhow::anyhow!("--demo needs JIVAPAY__SEED__DEMO_PASSWORD, the password of the demo accounts")
+        })?;
+        let created = jivapay_admin::seed_demo::demo(&state, password.expose_secret()).await?;
+        println!("demo data present ({created} people created now)");
+    }
+    pool.close().await;
+    Ok(())
+}
+
 pub async fn create_topics(settings: &Settings) -> Result<(), StartupError> {
     let broker = Broker::connect(&settings.kafka, false, "topics create").await?;
     broker.ensure_topics(TOPICS).await?;

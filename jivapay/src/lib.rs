@@ -24,6 +24,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Sink { name } => components::sink(&settings, &name, shutdown::signal()).await?,
         Command::Migrate => components::migrate(&settings).await?,
+        Command::Seed { demo } => components::seed(&settings, demo).await?,
         Command::Topics {
             action: TopicsAction::Create,
         } => components::create_topics(&settings).await?,

@@ -180,6 +180,8 @@ pub struct SeedSettings {
     pub admin_login: String,
     /// Password of the first admin; `jivapay seed` refuses to create the admin without it.
     pub admin_password: Option<SecretString>,
+    /// Password of every demo account created by `jivapay seed --demo`.
+    pub demo_password: Option<SecretString>,
 }
 
 impl Default for SeedSettings {
@@ -187,6 +189,7 @@ impl Default for SeedSettings {
         Self {
             admin_login: "admin".into(),
             admin_password: None,
+            demo_password: None,
         }
     }
 }
