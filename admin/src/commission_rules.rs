@@ -38,7 +38,9 @@ pub async fn check_store_commission(
     .fetch_one(conn)
     .await?;
     match highest_trader {
-        Some(trader) if trader > store_percent => Err(losing(method, direction, store_percent, trader)),
+        Some(trader) if trader > store_percent => {
+            Err(losing(method, direction, store_percent, trader))
+        }
         _ => Ok(()),
     }
 }
@@ -62,7 +64,9 @@ pub async fn check_trader_commission(
     .fetch_one(conn)
     .await?;
     match lowest_store {
-        Some(store) if store < trader_percent => Err(losing(method, direction, store, trader_percent)),
+        Some(store) if store < trader_percent => {
+            Err(losing(method, direction, store, trader_percent))
+        }
         _ => Ok(()),
     }
 }

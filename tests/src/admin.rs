@@ -66,24 +66,45 @@ impl AdminApp {
         broker.ensure_topics(TOPICS).await.expect("topics");
         let schemas = SchemaRegistry::builtin().unwrap();
         let state = AppState::new(&settings(), db.pool.clone(), schemas.clone()).expect("state");
-        jivapay_admin::seed::reference(&state).await.expect("reference data");
+        jivapay_admin::seed::reference(&state)
+            .await
+            .expect("reference data");
         let stop = CancellationToken::new();
         if relay {
             let producer = RecordProducer::new(&broker, schemas.clone(), "test-relay").unwrap();
-            tokio::spawn(jivapay_admin::outbox::relay::run(db.pool.clone(), producer, stop.clone()));
+            tokio::spawn(jivapay_admin::outbox::relay::run(
+                db.pool.clone(),
+                producer,
+                stop.clone(),
+            ));
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let router = jivapay_admin::router(state.clone(), Readiness::default());
         let shutdown = stop.clone();
         tokio::spawn(async move {
-            axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await
         });
-        Self { base, db, broker, state, client: reqwest::Client::new(), stop }
+        Self {
+            base,
+            db,
+            broker,
+            state,
+            client: reqwest::Client::new(),
+            stop,
+        }
     }
 
     /// Sends a request; returns the status and the JSON body (`Null` when there is none).
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut request = self.client.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -102,19 +123,23 @@ impl AdminApp {
     }
 
     pub async fn post(&self, who: &Person, path: &str, body: Value) -> (u16, Value) {
-        self.call(Method::POST, path, Some(&who.token), Some(body)).await
+        self.call(Method::POST, path, Some(&who.token), Some(body))
+            .await
     }
 
     pub async fn patch(&self, who: &Person, path: &str, body: Value) -> (u16, Value) {
-        self.call(Method::PATCH, path, Some(&who.token), Some(body)).await
+        self.call(Method::PATCH, path, Some(&who.token), Some(body))
+            .await
     }
 
     pub async fn put(&self, who: &Person, path: &str, body: Value) -> (u16, Value) {
-        self.call(Method::PUT, path, Some(&who.token), Some(body)).await
+        self.call(Method::PUT, path, Some(&who.token), Some(body))
+            .await
     }
 
     pub async fn delete(&self, who: &Person, path: &str) -> (u16, Value) {
-        self.call(Method::DELETE, path, Some(&who.token), None).await
+        self.call(Method::DELETE, path, Some(&who.token), None)
+            .await
     }
 
     /// Logs in through the real endpoint; panics unless it succeeds.
@@ -160,12 +185,14 @@ impl AdminApp {
         match role {
             Role::Merchant => {
                 merchant_id = Some(
-                    sqlx::query_scalar("INSERT INTO merchants (user_id, name) VALUES ($1, $2) RETURNING id")
-                        .bind(user_id)
-                        .bind(&login)
-                        .fetch_one(pool)
-                        .await
-                        .unwrap(),
+                    sqlx::query_scalar(
+                        "INSERT INTO merchants (user_id, name) VALUES ($1, $2) RETURNING id",
+                    )
+                    .bind(user_id)
+                    .bind(&login)
+                    .fetch_one(pool)
+                    .await
+                    .unwrap(),
                 );
             }
             Role::Trader => {
@@ -179,18 +206,28 @@ impl AdminApp {
             }
             Role::TeamLead => {
                 team_id = Some(
-                    sqlx::query_scalar("INSERT INTO teams (name, team_lead_user_id) VALUES ($1, $2) RETURNING id")
-                        .bind(&login)
-                        .bind(user_id)
-                        .fetch_one(pool)
-                        .await
-                        .unwrap(),
+                    sqlx::query_scalar(
+                        "INSERT INTO teams (name, team_lead_user_id) VALUES ($1, $2) RETURNING id",
+                    )
+                    .bind(&login)
+                    .bind(user_id)
+                    .fetch_one(pool)
+                    .await
+                    .unwrap(),
                 );
             }
             _ => {}
         }
         let token = self.login(role, &login, PASSWORD).await;
-        Person { user_id, login, role, token, merchant_id, trader_id, team_id }
+        Person {
+            user_id,
+            login,
+            role,
+            token,
+            merchant_id,
+            trader_id,
+            team_id,
+        }
     }
 
     /// Puts a trader into a team.
@@ -205,7 +242,10 @@ impl AdminApp {
 
     /// Rows in a table (for "nothing was written" checks).
     pub async fn count(&self, table: &str) -> i64 {
-        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}")).fetch_one(&self.db.pool).await.unwrap()
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&self.db.pool)
+            .await
+            .unwrap()
     }
 
     pub async fn stop(self) {
