@@ -71,14 +71,24 @@ fn interpolate(value: &str) -> String {
         out.push_str(&rest[..start]);
         let end = rest[start..].find('}').expect("closed interpolation") + start;
         let expression = &rest[start + 2..end];
+        let name = expression.split([':', '-', '?']).next().unwrap_or_default();
         match expression.split_once(":-") {
             Some((_, default)) => out.push_str(default),
-            None => out.push_str("operator-value"),
+            None => out.push_str(&operator_value(name)),
         }
         rest = &rest[end + 1..];
     }
     out.push_str(rest);
     out
+}
+
+/// What an operator following compose/README.md would set each required variable to.
+fn operator_value(name: &str) -> String {
+    match name {
+        "JWT_SECRET" => "0123456789abcdef0123456789abcdef0123456789abcdef".into(),
+        "DATA_KEY" => "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=".into(),
+        _ => "operator-value".into(),
+    }
 }
 
 #[test]
