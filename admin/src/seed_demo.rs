@@ -28,8 +28,11 @@ const TEAMS: &[(&str, &str, &[(&str, i32)])] = &[
     ("demo-lead-1", "Moscow team", &[("demo-trader-1", 1), ("demo-trader-2", 2), ("demo-trader-3", 3)]),
     ("demo-lead-2", "Almaty team", &[("demo-trader-4", 1), ("demo-trader-5", 2), ("demo-trader-6", 5)]),
 ];
-/// Requisites per trader index: (method, fiat, bank, kind, number)
-fn requisites(trader: usize) -> Vec<(&'static str, &'static str, &'static str, &'static str, String)> {
+/// A demo requisite: (method, fiat, bank, kind, number).
+type DemoRequisite = (&'static str, &'static str, &'static str, &'static str, String);
+
+/// Requisites per trader index.
+fn requisites(trader: usize) -> Vec<DemoRequisite> {
     let n = trader as u64;
     let phone = format!("+7900{:07}", 1_000_000 + n * 7919);
     let account = format!("40817810{:012}", 100_000_000 + n * 104_729);
