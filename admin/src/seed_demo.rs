@@ -20,16 +20,44 @@ const DEMO_NAMESPACE: Uuid = Uuid::from_u128(0x0d3e_0a11_5eed_4c0d_9d3e_0000_000
 
 /// (merchant login, merchant name, stores)
 const MERCHANTS: &[(&str, &str, &[&str])] = &[
-    ("demo-merchant-1", "Coffee & Co", &["Coffee & Co online", "Coffee & Co app"]),
+    (
+        "demo-merchant-1",
+        "Coffee & Co",
+        &["Coffee & Co online", "Coffee & Co app"],
+    ),
     ("demo-merchant-2", "GameHub", &["GameHub store"]),
 ];
-/// (team lead login, team name, trader logins with priority)
-const TEAMS: &[(&str, &str, &[(&str, i32)])] = &[
-    ("demo-lead-1", "Moscow team", &[("demo-trader-1", 1), ("demo-trader-2", 2), ("demo-trader-3", 3)]),
-    ("demo-lead-2", "Almaty team", &[("demo-trader-4", 1), ("demo-trader-5", 2), ("demo-trader-6", 5)]),
+/// A demo team: (team lead login, team name, trader logins with priority).
+type DemoTeam = (&'static str, &'static str, &'static [(&'static str, i32)]);
+
+const TEAMS: &[DemoTeam] = &[
+    (
+        "demo-lead-1",
+        "Moscow team",
+        &[
+            ("demo-trader-1", 1),
+            ("demo-trader-2", 2),
+            ("demo-trader-3", 3),
+        ],
+    ),
+    (
+        "demo-lead-2",
+        "Almaty team",
+        &[
+            ("demo-trader-4", 1),
+            ("demo-trader-5", 2),
+            ("demo-trader-6", 5),
+        ],
+    ),
 ];
 /// A demo requisite: (method, fiat, bank, kind, number).
-type DemoRequisite = (&'static str, &'static str, &'static str, &'static str, String);
+type DemoRequisite = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    String,
+);
 
 /// Requisites per trader index.
 fn requisites(trader: usize) -> Vec<DemoRequisite> {
@@ -44,7 +72,10 @@ fn requisites(trader: usize) -> Vec<DemoRequisite> {
             ("account", "RUB", "vtb", "account", account),
         ]
     } else {
-        vec![("card2card", "KZT", "kaspi", "card", card), ("account", "KZT", "halyk", "account", account)]
+        vec![
+            ("card2card", "KZT", "kaspi", "card", card),
+            ("account", "KZT", "halyk", "account", account),
+        ]
     }
 }
 
@@ -67,7 +98,12 @@ const COMMISSIONS: &[(&str, &str, &str, &str)] = &[
 /// USDT each demo trader deposits.
 const DEPOSIT_USDT: &str = "5000.000000";
 
-async fn user(tx: &mut PgConnection, login: &str, role: &str, hash: &str) -> Result<(Uuid, bool), SeedError> {
+async fn user(
+    tx: &mut PgConnection,
+    login: &str,
+    role: &str,
+    hash: &str,
+) -> Result<(Uuid, bool), SeedError> {
     let inserted: Option<Uuid> = sqlx::query_scalar(
         "INSERT INTO users (login, password_hash, role, display_name) VALUES ($1, $2, $3, $1)
          ON CONFLICT DO NOTHING RETURNING id",
@@ -80,7 +116,10 @@ async fn user(tx: &mut PgConnection, login: &str, role: &str, hash: &str) -> Res
     match inserted {
         Some(id) => Ok((id, true)),
         None => Ok((
-            sqlx::query_scalar("SELECT id FROM users WHERE lower(login) = lower($1)").bind(login).fetch_one(&mut *tx).await?,
+            sqlx::query_scalar("SELECT id FROM users WHERE lower(login) = lower($1)")
+                .bind(login)
+                .fetch_one(&mut *tx)
+                .await?,
             false,
         )),
     }
@@ -231,7 +270,14 @@ pub async fn demo(state: &AppState, demo_password: &str) -> Result<usize, SeedEr
                 issued_at: chrono::Utc::now().timestamp_millis(),
             };
             if new {
-                enqueue(&mut tx, &state.schemas, TRADER_COMMANDS, &trader_id.to_string(), Some(&deposit)).await?;
+                enqueue(
+                    &mut tx,
+                    &state.schemas,
+                    TRADER_COMMANDS,
+                    &trader_id.to_string(),
+                    Some(&deposit),
+                )
+                .await?;
             }
         }
     }

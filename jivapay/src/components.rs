@@ -219,11 +219,15 @@ pub async fn seed(settings: &Settings, demo: bool) -> anyhow::Result<()> {
                 println!("admin {login:?} already exists");
             }
         }
-        None => println!("no admin created: set JIVAPAY__SEED__ADMIN_PASSWORD to create the first admin"),
+        None => println!(
+            "no admin created: set JIVAPAY__SEED__ADMIN_PASSWORD to create the first admin"
+        ),
     }
     if demo {
         let password = settings.seed.demo_password.as_ref().ok_or_else(|| {
-            anyhow::anyhow!("--demo needs JIVAPAY__SEED__DEMO_PASSWORD, the password of the demo accounts")
+            anyhow::anyhow!(
+                "--demo needs JIVAPAY__SEED__DEMO_PASSWORD, the password of the demo accounts"
+            )
         })?;
         let created = jivapay_admin::seed_demo::demo(&state, password.expose_secret()).await?;
         println!("demo data present ({created} people created now)");

@@ -28,8 +28,14 @@ fn start(database_url: &str, brokers: &str) -> Running {
         .env("JIVAPAY__HTTP__INGEST_ADDR", "127.0.0.1:0")
         .env("JIVAPAY__HTTP__ADMIN_ADDR", "127.0.0.1:0")
         .env("JIVAPAY__LOG__FILTER", "warn")
-        .env("JIVAPAY__AUTH__JWT_SECRET", jivapay_tests::admin::JWT_SECRET)
-        .env("JIVAPAY__SECURITY__DATA_KEY", jivapay_tests::admin::DATA_KEY)
+        .env(
+            "JIVAPAY__AUTH__JWT_SECRET",
+            jivapay_tests::admin::JWT_SECRET,
+        )
+        .env(
+            "JIVAPAY__SECURITY__DATA_KEY",
+            jivapay_tests::admin::DATA_KEY,
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -19,8 +19,14 @@ pub struct RuntimeSettings {
 
 impl RuntimeSettings {
     /// Starts following the `settings` topic until `stop`.
-    pub async fn start(broker: &Broker, registry: SchemaRegistry, stop: CancellationToken) -> Result<Self, TableError> {
-        Ok(Self { table: Table::start(broker, registry, SETTINGS, stop).await? })
+    pub async fn start(
+        broker: &Broker,
+        registry: SchemaRegistry,
+        stop: CancellationToken,
+    ) -> Result<Self, TableError> {
+        Ok(Self {
+            table: Table::start(broker, registry, SETTINGS, stop).await?,
+        })
     }
 
     fn json(&self, key: &str) -> Option<serde_json::Value> {
@@ -32,7 +38,9 @@ impl RuntimeSettings {
     }
 
     pub fn duration(&self, key: &str) -> Option<Duration> {
-        u64::try_from(self.integer(key)?).ok().map(Duration::from_secs)
+        u64::try_from(self.integer(key)?)
+            .ok()
+            .map(Duration::from_secs)
     }
 
     /// Decimal settings are JSON strings (money is never a float).
@@ -58,7 +66,15 @@ impl RuntimeSettings {
     }
 
     /// Waits (bounded) until `ready` holds for this view of the settings.
-    pub async fn wait_until(&self, key: &str, timeout: Duration, ready: impl Fn(&Self) -> bool) -> bool {
-        self.table.wait_for(key, timeout, |_| ready(self)).await.is_some()
+    pub async fn wait_until(
+        &self,
+        key: &str,
+        timeout: Duration,
+        ready: impl Fn(&Self) -> bool,
+    ) -> bool {
+        self.table
+            .wait_for(key, timeout, |_| ready(self))
+            .await
+            .is_some()
     }
 }

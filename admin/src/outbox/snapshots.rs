@@ -121,7 +121,9 @@ pub async fn trader(tx: &mut PgConnection, trader_id: Uuid) -> sqlx::Result<Opti
 
 pub async fn store(tx: &mut PgConnection, store_id: Uuid) -> sqlx::Result<Option<Store>> {
     let Some(row) = sqlx::query(
-        "SELECT id, merchant_id, name, is_enabled, callback_url, updated_at FROM stores WHERE id = $1",
+        // A store of a disabled merchant is published disabled: processors refuse its orders.
+        "SELECT s.id, s.merchant_id, s.name, s.is_enabled AND m.is_enabled AS is_enabled, s.callback_url, s.updated_at
+         FROM stores s JOIN merchants m ON m.id = s.merchant_id WHERE s.id = $1",
     )
     .bind(store_id)
     .fetch_optional(&mut *tx)

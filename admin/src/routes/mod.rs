@@ -7,7 +7,7 @@ mod merchants;
 mod reference;
 mod requisites;
 mod settings;
-mod stores;
+pub mod stores;
 mod teams;
 mod traders;
 mod users;
