@@ -79,13 +79,15 @@ impl TestDatabase {
             .connect(&self.admin_url)
             .await
             .unwrap();
-        sqlx::query(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ))
-        .execute(&admin)
-        .await
-        .unwrap();
+        // Cleanup only: a database left behind (a session we may not end) fails no test.
+        let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        for attempt in 0..5 {
+            match sqlx::query(&drop).execute(&admin).await {
+                Ok(_) => break,
+                Err(e) if attempt == 4 => eprintln!("test database {} left behind: {e}", self.name),
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+            }
+        }
         admin.close().await;
     }
 }
