@@ -80,16 +80,19 @@ pub async fn all(settings: &Settings, stop: CancellationToken) -> anyhow::Result
     } else {
         ""
     };
-    println!("JivaPay is running (Ctrl-C stops it):");
-    println!("  gateway and payment pages  http://{ingest_addr}/");
-    println!("  management API             http://{admin_addr}/");
-    println!("  schema registry            http://{admin_addr}/subjects");
-    println!("  metrics                    http://{admin_addr}/metrics");
-    println!("  health                     http://{admin_addr}/readyz");
-    println!(
-        "  Kafka bootstrap            {}{embedded}",
+    // Written with errors ignored: a closed stdout (a supervisor that stopped reading) must
+    // not stop the server.
+    let banner = format!(
+        "JivaPay is running (Ctrl-C stops it):\n  \
+         gateway and payment pages  http://{ingest_addr}/\n  \
+         management API             http://{admin_addr}/api\n  \
+         schema registry            http://{admin_addr}/subjects\n  \
+         metrics                    http://{admin_addr}/metrics\n  \
+         health                     http://{admin_addr}/readyz\n  \
+         Kafka bootstrap            {}{embedded}\n",
         broker.bootstrap_servers()
     );
+    std::io::Write::write_all(&mut std::io::stdout(), banner.as_bytes()).ok();
     let ingest = serve_until(
         "ingest",
         ingest_listener,

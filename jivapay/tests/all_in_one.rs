@@ -43,10 +43,10 @@ fn start(database_url: &str, brokers: &str) -> Running {
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        // Read to the end even after the test stops listening, so the pipe never closes
+        // under the running process.
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
+            tx.send(line).ok();
         }
     });
     let url_after = |line: &str, label: &str| -> Option<String> {
@@ -55,6 +55,7 @@ fn start(database_url: &str, brokers: &str) -> Running {
         Some(
             url.trim_end_matches('/')
                 .trim_end_matches("/subjects")
+                .trim_end_matches("/api")
                 .to_owned(),
         )
     };

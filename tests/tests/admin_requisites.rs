@@ -82,6 +82,14 @@ async fn owners_see_their_number_others_see_it_masked_or_not_at_all() {
     );
     let (_, list) = app.get(&trader, "/api/requisites").await;
     assert_eq!(list.as_array().map(Vec::len), Some(1));
+    let (status, body) = app
+        .get(&trader, "/api/requisites?trader_id=not-a-uuid")
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_query")),
+        "{body}"
+    );
 
     // Nobody else can edit or archive it; the owner can.
     assert_eq!(

@@ -3,6 +3,7 @@
 //! shown in full only to its owner; everyone else sees it masked. Every change is audited and
 //! republishes the trader's record to the `traders` topic in the same transaction.
 
+use super::audit_log::Params;
 use crate::audit::{self, Actor, Level};
 use crate::auth::{Authorized, Caller, Scope, Visibility};
 use crate::error::{ApiError, ApiResult};
@@ -12,7 +13,7 @@ use crate::need;
 use crate::outbox::snapshots::publish_trader;
 use crate::state::AppState;
 use crate::validate;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -439,7 +440,7 @@ struct ListQuery {
 async fn list(
     State(state): State<AppState>,
     auth: Authorized<RequisitesRead>,
-    Query(query): Query<ListQuery>,
+    Params(query): Params<ListQuery>,
 ) -> ApiResult<Json<Vec<RequisiteView>>> {
     let visibility = auth.visibility();
     let rows = sqlx::query(&format!(

@@ -3,6 +3,7 @@
 //! and off; a trader sees himself and switches himself in and out of work. Every change is
 //! audited and republishes the trader's record to the `traders` topic in the same transaction.
 
+use super::audit_log::Params;
 use crate::audit::{self, Actor, Level};
 use crate::auth::permissions::allowed_scope;
 use crate::auth::{Authorized, Permission, Role, Scope, Visibility};
@@ -13,7 +14,7 @@ use crate::need;
 use crate::outbox::snapshots::publish_trader;
 use crate::state::AppState;
 use crate::validate;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -306,7 +307,7 @@ struct ListQuery {
 async fn list(
     State(state): State<AppState>,
     auth: Authorized<TradersRead>,
-    Query(query): Query<ListQuery>,
+    Params(query): Params<ListQuery>,
 ) -> ApiResult<Json<Vec<TraderView>>> {
     let visibility = auth.visibility();
     let mut conn = state.pool.acquire().await?;
