@@ -3,6 +3,8 @@
 //! with the topics each one reads together, and checks at start-up that those topics are
 //! co-partitioned (a processor instance must own the same partition number of all of them).
 
+pub mod core;
+
 use jivapay_platform::kafka::Broker;
 use jivapay_platform::StartupError;
 use jivapay_schemas::topics::*;
