@@ -4,6 +4,7 @@
 //! co-partitioned (a processor instance must own the same partition number of all of them).
 
 pub mod core;
+pub mod runtime;
 
 use jivapay_platform::kafka::Broker;
 use jivapay_platform::StartupError;

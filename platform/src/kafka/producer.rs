@@ -110,6 +110,30 @@ impl RecordProducer {
         }
     }
 
+    /// Sends bytes to one partition chosen by the caller (restore markers of changelogs).
+    pub async fn send_bytes_to_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        key: &[u8],
+        payload: &[u8],
+    ) -> Result<Delivered, ProduceError> {
+        let record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
+            .partition(partition)
+            .key(key)
+            .payload(payload);
+        match self.producer.send(record, Timeout::Never).await {
+            Ok(delivery) => Ok(Delivered {
+                partition: delivery.partition,
+                offset: delivery.offset,
+            }),
+            Err((source, _)) => Err(ProduceError::Kafka {
+                topic: topic.into(),
+                source,
+            }),
+        }
+    }
+
     /// Waits (bounded) for every record in flight; call before dropping the producer.
     pub fn close(&self, timeout: Duration) -> Result<(), KafkaError> {
         self.producer.flush(Timeout::After(timeout))

@@ -1,0 +1,16 @@
+//! The streaming loop, written once for every processor: consume the assigned partitions of
+//! the co-partitioned inputs, feed records in batches to the pure processor, produce its
+//! outputs, write its state changes with the input offsets they cover to its changelog, then
+//! commit. On every (re)assignment the state of the assigned partitions is rebuilt from the
+//! changelog and inputs already covered by it are skipped.
+//!
+//! Guarantee: effectively once without Kafka transactions. A crash between producing outputs
+//! and writing the changelog replays those inputs; the processor is deterministic, so the
+//! replay emits records with the same ids, which every consumer deduplicates.
+
+mod changelog;
+mod decode;
+mod run;
+
+pub use changelog::{restore, Restored};
+pub use run::{run, RuntimeConfig, RuntimeError};

@@ -1,0 +1,268 @@
+//! The consume → process → produce → changelog → commit loop.
+
+use super::changelog::{restore, RestoreError};
+use super::decode::{decode, encode};
+use crate::core::{Clock, Emit, Processor};
+use jivapay_platform::kafka::{consumer_config, Broker, ProduceError, RecordProducer};
+use jivapay_schemas::records::{ChangelogEntry, InputOffset};
+use jivapay_schemas::SchemaRegistry;
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Limits of one runtime.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Consumer group id.
+    pub group: String,
+    /// Most records applied in one batch (one produce, changelog write and commit).
+    pub batch_records_max: usize,
+    /// How long a batch waits for more records once it has one.
+    pub batch_wait_ms: u64,
+    /// How often timers fire (`Processor::tick`).
+    pub tick_interval_ms: u64,
+    /// Bound on one restore.
+    pub restore_timeout_ms: u64,
+}
+
+impl RuntimeConfig {
+    pub fn new(group: impl Into<String>) -> Self {
+        Self {
+            group: group.into(),
+            batch_records_max: 500,
+            batch_wait_ms: 5,
+            tick_interval_ms: 500,
+            restore_timeout_ms: 60_000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("produce: {0}")]
+    Produce(#[from] ProduceError),
+    #[error("restore: {0}")]
+    Restore(#[from] RestoreError),
+}
+
+/// Marks that the assignment changed, so the loop rebuilds its state before going on.
+struct RebalanceContext {
+    changed: Arc<AtomicBool>,
+}
+
+impl ClientContext for RebalanceContext {}
+
+impl ConsumerContext for RebalanceContext {
+    fn post_rebalance(
+        &self,
+        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &Rebalance<'_>,
+    ) {
+        if matches!(rebalance, Rebalance::Assign(_) | Rebalance::Revoke(_)) {
+            self.changed.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// One input record with where it came from.
+struct Received {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    payload: Option<Vec<u8>>,
+}
+
+impl Received {
+    fn from(message: &BorrowedMessage<'_>) -> Self {
+        Self {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+            payload: message.payload().map(<[u8]>::to_vec),
+        }
+    }
+}
+
+/// Runs `make()`'s processor over `inputs` until `stop`. State lives in `changelog`.
+#[allow(clippy::too_many_arguments)]
+pub async fn run<P: Processor>(
+    broker: &Broker,
+    registry: SchemaRegistry,
+    inputs: &[&str],
+    changelog: &str,
+    make: impl Fn() -> P,
+    clock: Arc<dyn Clock>,
+    config: RuntimeConfig,
+    stop: CancellationToken,
+) -> Result<(), RuntimeError> {
+    let changed = Arc::new(AtomicBool::new(false));
+    let consumer: StreamConsumer<RebalanceContext> =
+        consumer_config(broker.bootstrap_servers(), &config.group, &config.group)
+            .create_with_context(RebalanceContext {
+                changed: changed.clone(),
+            })?;
+    consumer.subscribe(inputs)?;
+    let producer = RecordProducer::new(broker, registry.clone(), &config.group)?;
+    let mut processor = make();
+    // Input offsets the current state already covers (skip anything below them).
+    let mut covered: HashMap<(String, i32), i64> = HashMap::new();
+    let mut owned: BTreeSet<i32> = BTreeSet::new();
+    let mut last_tick = Instant::now();
+    let name = processor.name();
+    let result = loop {
+        if stop.is_cancelled() {
+            break Ok(());
+        }
+        let first = tokio::select! {
+            _ = stop.cancelled() => break Ok(()),
+            received = tokio::time::timeout(Duration::from_millis(config.tick_interval_ms), consumer.recv()) => received,
+        };
+        let mut batch = Vec::new();
+        match first {
+            Ok(Ok(message)) => batch.push(Received::from(&message)),
+            Ok(Err(e)) => {
+                tracing::warn!(processor = name, error = %e, "consume error");
+                continue;
+            }
+            Err(_) => {} // no record within a tick interval: fire timers below
+        }
+        if !batch.is_empty() {
+            let deadline =
+                tokio::time::Instant::now() + Duration::from_millis(config.batch_wait_ms);
+            while batch.len() < config.batch_records_max {
+                match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                    Ok(Ok(message)) => batch.push(Received::from(&message)),
+                    _ => break,
+                }
+            }
+        }
+        if changed.swap(false, Ordering::SeqCst) {
+            // Rebuild the whole state for what this instance owns now.
+            let assignment = consumer.assignment()?;
+            owned = assignment
+                .elements()
+                .iter()
+                .map(|e| e.partition())
+                .collect();
+            processor = make();
+            let started = Instant::now();
+            let partitions: Vec<i32> = owned.iter().copied().collect();
+            let restored = restore(
+                broker,
+                &registry,
+                &producer,
+                changelog,
+                &partitions,
+                &mut processor,
+                Duration::from_millis(config.restore_timeout_ms),
+            )
+            .await?;
+            covered = restored.covered;
+            metrics::histogram!("jivapay_processor_restore_seconds", "stage" => name)
+                .record(started.elapsed().as_secs_f64());
+            tracing::info!(processor = name, partitions = ?partitions, keys = restored.keys, "state restored");
+        }
+        let started = Instant::now();
+        let mut outputs: Vec<Emit> = Vec::new();
+        let mut positions: HashMap<(String, i32), i64> = HashMap::new();
+        for record in batch {
+            let slot = (record.topic.clone(), record.partition);
+            if !owned.contains(&record.partition) {
+                continue; // fetched before a revocation
+            }
+            positions.insert(slot.clone(), record.offset + 1);
+            if covered.get(&slot).is_some_and(|next| record.offset < *next) {
+                continue; // already applied before the last restore
+            }
+            metrics::counter!("jivapay_processor_records_in_total", "stage" => name, "topic" => record.topic.clone()).increment(1);
+            let Some(payload) = record.payload else {
+                continue;
+            };
+            match decode(&registry, &record.topic, &payload) {
+                Ok(input) => outputs.extend(processor.apply(input, clock.now())),
+                Err(e) => tracing::warn!(
+                    processor = name,
+                    topic = %record.topic,
+                    partition = record.partition,
+                    offset = record.offset,
+                    error = %e,
+                    "undecodable input skipped"
+                ),
+            }
+        }
+        if last_tick.elapsed() >= Duration::from_millis(config.tick_interval_ms) {
+            outputs.extend(processor.tick(clock.now()));
+            last_tick = Instant::now();
+        }
+        let changes = processor.take_changes();
+        if outputs.is_empty() && changes.is_empty() && positions.is_empty() {
+            continue;
+        }
+        // 1. Outputs, all acknowledged.
+        let sends = outputs.iter().map(|emit| {
+            let producer = &producer;
+            let registry = &registry;
+            async move {
+                let payload = encode(registry, emit).map_err(ProduceError::Encode)?;
+                let key = registry.encode_key(&emit.key());
+                producer
+                    .send_bytes(emit.topic(), Some(&key), Some(&payload))
+                    .await
+            }
+        });
+        for sent in futures::future::join_all(sends).await {
+            sent?;
+        }
+        metrics::counter!("jivapay_processor_records_out_total", "stage" => name)
+            .increment(outputs.len() as u64);
+        // 2. State changes with the offsets they cover.
+        for (slot, next) in &positions {
+            covered.insert(slot.clone(), *next);
+        }
+        let covered_offsets: Vec<InputOffset> = covered
+            .iter()
+            .map(|((topic, partition), offset)| InputOffset {
+                topic: topic.clone(),
+                partition: *partition,
+                offset: *offset,
+            })
+            .collect();
+        let now = clock.now();
+        let writes = changes.into_iter().map(|(key, state)| {
+            let entry = ChangelogEntry {
+                state_key: key.clone(),
+                state,
+                state_schema_id: None,
+                covered_offsets: covered_offsets.clone(),
+                marker: None,
+                written_at: now,
+            };
+            let producer = &producer;
+            async move { producer.send(changelog, &key, &entry).await }
+        });
+        for written in futures::future::join_all(writes).await {
+            written?;
+        }
+        // 3. Commit what was applied.
+        if !positions.is_empty() {
+            let mut commit = TopicPartitionList::new();
+            for ((topic, partition), next) in &positions {
+                commit.add_partition_offset(topic, *partition, Offset::Offset(*next))?;
+            }
+            consumer.commit(&commit, CommitMode::Async)?;
+        }
+        metrics::histogram!("jivapay_processor_batch_seconds", "stage" => name)
+            .record(started.elapsed().as_secs_f64());
+    };
+    // Leave the group deliberately: librdkafka can hang when a consumer is dropped mid-state.
+    consumer.unsubscribe();
+    producer.close(Duration::from_secs(5)).ok();
+    result
+}
