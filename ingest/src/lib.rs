@@ -1,10 +1,25 @@
-//! The HTTP edge for stores, customers and traders. For now it serves the operational
-//! endpoints; the gateway API and the payment page build on this router.
+//! The HTTP edge for stores, customers and traders: the gateway API (`/api/v1/...`, store API
+//! keys), validated at the edge into typed orders before anything reaches Kafka.
 
+pub mod auth;
+pub mod gateway;
+pub mod state;
+
+use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use jivapay_platform::http::{ops_router, Readiness};
+pub use state::IngestState;
+
+/// Largest gateway request body.
+pub const BODY_LIMIT_BYTES: usize = 16 * 1024;
 
 /// Everything the ingest component serves.
-pub fn router(readiness: Readiness) -> Router {
-    ops_router(readiness)
+pub fn router(state: IngestState, readiness: Readiness) -> Router {
+    Router::new()
+        .nest(
+            "/api/v1",
+            gateway::router().layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES)),
+        )
+        .with_state(state)
+        .merge(ops_router(readiness))
 }

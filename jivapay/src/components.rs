@@ -67,6 +67,7 @@ pub async fn all(settings: &Settings, stop: CancellationToken) -> anyhow::Result
     }
     let admin_state = jivapay_admin::AppState::new(settings, pool.clone(), schemas.clone())?;
     let relay = spawn_outbox_relay(&broker, &pool, &schemas, stop.clone())?;
+    let pool_for_ingest = pool.clone();
     let readiness = Readiness::default()
         .with_database(pool)
         .with_broker(broker.clone());
@@ -96,7 +97,10 @@ pub async fn all(settings: &Settings, stop: CancellationToken) -> anyhow::Result
     let ingest = serve_until(
         "ingest",
         ingest_listener,
-        jivapay_ingest::router(readiness.clone()),
+        jivapay_ingest::router(
+            ingest_state(settings, &pool_for_ingest, &broker, &schemas).await?,
+            readiness.clone(),
+        ),
         stop.clone(),
     );
     let admin = serve_until(
@@ -115,15 +119,46 @@ pub async fn all(settings: &Settings, stop: CancellationToken) -> anyhow::Result
 
 pub async fn ingest(settings: &Settings, stop: CancellationToken) -> anyhow::Result<()> {
     let broker = Broker::connect(&settings.kafka, false, "ingest").await?;
-    schema_registry::load(&settings.schema_registry).await?;
-    let readiness = Readiness::default().with_broker(broker);
+    let schemas = schema_registry::load(&settings.schema_registry).await?;
+    let pool = db::connect(&settings.database).await?;
+    let state = ingest_state(settings, &pool, &broker, &schemas).await?;
+    let readiness = Readiness::default().with_database(pool).with_broker(broker);
     bind_and_serve(
         "ingest",
         settings.http.ingest_addr,
-        jivapay_ingest::router(readiness),
+        jivapay_ingest::router(state, readiness),
         stop,
     )
     .await
+}
+
+/// The gateway's dependencies. The payment window it promises is the runtime setting at start.
+async fn ingest_state(
+    settings: &Settings,
+    pool: &sqlx::PgPool,
+    broker: &Broker,
+    schemas: &jivapay_schemas::SchemaRegistry,
+) -> anyhow::Result<jivapay_ingest::IngestState> {
+    let window_secs: Option<i64> = sqlx::query_scalar(
+        "SELECT (value #>> '{}')::bigint FROM configuration_settings WHERE key = 'orders.payment_window_secs'",
+    )
+    .fetch_optional(pool)
+    .await?
+    .flatten();
+    let public_url = settings
+        .http
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", settings.http.ingest_addr));
+    Ok(jivapay_ingest::IngestState {
+        pool: pool.clone(),
+        producer: RecordProducer::new(broker, schemas.clone(), "jivapay-ingest")?,
+        data_key: std::sync::Arc::new(jivapay_admin::crypto::DataKey::from_settings(
+            settings.security.data_key.as_ref(),
+        )?),
+        public_url,
+        payment_window: std::time::Duration::from_secs(window_secs.unwrap_or(900).max(60) as u64),
+    })
 }
 
 pub async fn admin(settings: &Settings, stop: CancellationToken) -> anyhow::Result<()> {

@@ -86,6 +86,9 @@ pub struct HttpSettings {
     /// `/healthz`, `/readyz`, `/metrics` of components that serve no other HTTP (processors,
     /// sinks).
     pub ops_addr: SocketAddr,
+    /// The address customers reach the payment pages at (behind a proxy, the public one).
+    /// Unset: `http://<ingest_addr>`.
+    pub public_url: Option<String>,
 }
 
 impl Default for HttpSettings {
@@ -94,6 +97,7 @@ impl Default for HttpSettings {
             ingest_addr: ([127, 0, 0, 1], 8080).into(),
             admin_addr: ([127, 0, 0, 1], 8081).into(),
             ops_addr: ([127, 0, 0, 1], 9090).into(),
+            public_url: None,
         }
     }
 }

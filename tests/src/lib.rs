@@ -5,6 +5,7 @@
 //! message saying how to start it: nothing is silently skipped.
 
 pub mod admin;
+pub mod gateway;
 pub mod murmur2;
 
 use jivapay_platform::kafka::Broker;

@@ -1,5 +1,7 @@
 //! Operational HTTP endpoints served by every component, and the server loop.
 
+pub mod error;
+pub mod json;
 mod ops;
 mod serve;
 

@@ -1,0 +1,42 @@
+//! Store authentication: the API key in `X-Api-Key` (or `Authorization: Bearer jp_…`).
+//! A missing, unknown, revoked or expired key, or a key of a disabled store, is 401.
+
+use crate::state::IngestState;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use jivapay_platform::http::error::ApiError;
+use uuid::Uuid;
+
+/// The authenticated store.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreCaller {
+    pub store_id: Uuid,
+}
+
+fn presented_key(parts: &Parts) -> Option<&str> {
+    if let Some(key) = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(key.trim());
+    }
+    let value = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+impl FromRequestParts<IngestState> for StoreCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &IngestState) -> Result<Self, ApiError> {
+        let key = presented_key(parts)
+            .ok_or_else(|| ApiError::unauthenticated("an API key is required (X-Api-Key)"))?;
+        let store = jivapay_admin::routes::stores::api_keys::authenticate(&state.pool, key).await?;
+        store
+            .map(|store_id| StoreCaller { store_id })
+            .ok_or_else(|| ApiError::unauthenticated("the API key is invalid, revoked or expired"))
+    }
+}

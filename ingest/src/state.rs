@@ -1,0 +1,20 @@
+//! What the gateway's handlers reach.
+
+use jivapay_admin::crypto::DataKey;
+use jivapay_platform::kafka::RecordProducer;
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Clone)]
+pub struct IngestState {
+    pub pool: PgPool,
+    pub producer: RecordProducer,
+    /// Derives payment-page tokens (unguessable without it, the same for the same order).
+    pub data_key: Arc<DataKey>,
+    /// Base of payment page URLs, e.g. `https://pay.example.com`.
+    pub public_url: String,
+    /// Payment window given to new orders (the trader book enforces the one it reads from
+    /// settings; this is what the gateway promises in its answer).
+    pub payment_window: Duration,
+}

@@ -1,0 +1,94 @@
+//! The gateway (ingest) served beside the management API of an [`AdminApp`], sharing its
+//! database and broker; stores and their API keys are made through the management API.
+
+use crate::admin::{AdminApp, Person, DATA_KEY};
+use jivapay_admin::auth::Role;
+use jivapay_platform::http::Readiness;
+use jivapay_platform::kafka::RecordProducer;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+pub struct Gateway {
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+/// A store with an API key, owned by a merchant.
+pub struct TestStore {
+    pub merchant: Person,
+    pub store_id: Uuid,
+    pub api_key: String,
+}
+
+impl Gateway {
+    pub async fn start(app: &AdminApp) -> Self {
+        let state = jivapay_ingest::IngestState {
+            pool: app.db.pool.clone(),
+            producer: RecordProducer::new(&app.broker, app.state.schemas.clone(), "test-ingest")
+                .unwrap(),
+            data_key: Arc::new(
+                jivapay_admin::crypto::DataKey::from_settings(Some(&DATA_KEY.to_owned().into()))
+                    .unwrap(),
+            ),
+            public_url: "http://pay.test".into(),
+            payment_window: Duration::from_secs(900),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let router = jivapay_ingest::router(state, Readiness::default());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Self {
+            base,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Creates a merchant's store and an API key through the management API.
+    pub async fn store(app: &AdminApp) -> TestStore {
+        let merchant = app.person(Role::Merchant, &[]).await;
+        let (status, store) = app
+            .post(
+                &merchant,
+                "/api/stores",
+                json!({"name": format!("store {}", Uuid::new_v4())}),
+            )
+            .await;
+        assert_eq!(status, 201, "{store}");
+        let store_id: Uuid = store["id"].as_str().unwrap().parse().unwrap();
+        let (status, key) = app
+            .post(
+                &merchant,
+                &format!("/api/stores/{store_id}/api-keys"),
+                json!({"name": "gateway"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{key}");
+        TestStore {
+            merchant,
+            store_id,
+            api_key: key["key"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    pub async fn post(&self, api_key: Option<&str>, path: &str, body: Value) -> (u16, Value) {
+        let mut request = self.client.post(format!("{}{path}", self.base)).json(&body);
+        if let Some(key) = api_key {
+            request = request.header("x-api-key", key);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, api_key: Option<&str>, path: &str) -> (u16, Value) {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        if let Some(key) = api_key {
+            request = request.header("x-api-key", key);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}

@@ -1,0 +1,253 @@
+//! The gateway's pay-in API as a store uses it: create (201), repeat (200, same answer),
+//! conflicting repeat (409), status by id and external id, scoping to the store, and bad input
+//! refused with stable codes while nothing is created.
+
+use jivapay_domain::{OrderId, StoreId};
+use jivapay_platform::kafka::RecordConsumer;
+use jivapay_schemas::records::{Direction, OrderRequested};
+use jivapay_schemas::topics::ORDERS_REQUESTED;
+use jivapay_tests::admin::AdminApp;
+use jivapay_tests::gateway::Gateway;
+use jivapay_tests::unique_group;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+fn payin(external: &str, amount: &str) -> Value {
+    json!({
+        "external_order_id": external,
+        "amount": amount,
+        "currency": "RUB",
+        "payment_method": "sbp",
+        "customer_id": "customer-1",
+        "callback_url": "https://shop.example/callbacks"
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payin_is_created_once_and_repeats_are_recognised() {
+    let app = AdminApp::start_with_relay(false).await;
+    let gateway = Gateway::start(&app).await;
+    let store = Gateway::store(&app).await;
+    let key = Some(store.api_key.as_str());
+
+    let (status, created) = gateway
+        .post(key, "/api/v1/payins", payin("order-1", "5000"))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let order_id = OrderId::derive(StoreId(store.store_id), "order-1").to_string();
+    assert_eq!(created["order_id"], order_id);
+    assert_eq!(created["status"], "created");
+    assert_eq!(created["amount"], "5000.00");
+    let payment_url = created["payment_url"].as_str().unwrap();
+    assert!(
+        payment_url.starts_with("http://pay.test/pay/") && payment_url.len() > 40,
+        "{payment_url}"
+    );
+
+    let (status, again) = gateway
+        .post(key, "/api/v1/payins", payin("order-1", "5000.00"))
+        .await;
+    assert_eq!(status, 200, "a repeat is the same order");
+    assert_eq!(again, created);
+
+    let (status, conflict) = gateway
+        .post(key, "/api/v1/payins", payin("order-1", "5001"))
+        .await;
+    assert_eq!(
+        (status, conflict["error"]["code"].as_str()),
+        (409, Some("idempotency_conflict"))
+    );
+    let mut other_method = payin("order-1", "5000");
+    other_method["payment_method"] = json!("card2card");
+    assert_eq!(
+        gateway.post(key, "/api/v1/payins", other_method).await.0,
+        409
+    );
+
+    let (status, by_id) = gateway
+        .get(key, &format!("/api/v1/orders/{order_id}"))
+        .await;
+    assert_eq!(
+        (status, by_id["status"].as_str()),
+        (200, Some("created")),
+        "{by_id}"
+    );
+    let (status, by_external) = gateway.get(key, "/api/v1/orders/external/order-1").await;
+    assert_eq!(
+        (status, by_external["order_id"].as_str()),
+        (200, Some(order_id.as_str()))
+    );
+
+    // Another store sees nothing of it.
+    let other = Gateway::store(&app).await;
+    let (status, _) = gateway
+        .get(Some(&other.api_key), &format!("/api/v1/orders/{order_id}"))
+        .await;
+    assert_eq!(status, 404);
+
+    // The order is on orders.requested, keyed by store, exactly as accepted.
+    let consumer = RecordConsumer::subscribe(
+        &app.broker,
+        app.state.schemas.clone(),
+        &unique_group("gw"),
+        &[ORDERS_REQUESTED],
+    )
+    .unwrap();
+    let record = tokio::time::timeout(Duration::from_secs(30), consumer.next::<OrderRequested>())
+        .await
+        .unwrap()
+        .unwrap();
+    consumer.close().ok();
+    assert_eq!(record.key, store.store_id.to_string());
+    let order = record.value.unwrap();
+    assert_eq!(order.order_id.to_string(), order_id);
+    assert_eq!(order.direction, Direction::PayIn);
+    assert_eq!(
+        order.fiat_amount.map(|a| a.to_string()),
+        Some("5000.00".into())
+    );
+    assert_eq!(order.customer_id.as_deref(), Some("customer-1"));
+    assert!(payment_url.ends_with(&order.payment_token));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_and_bad_keys_create_nothing() {
+    let app = AdminApp::start_with_relay(false).await;
+    let gateway = Gateway::start(&app).await;
+    let store = Gateway::store(&app).await;
+    let key = Some(store.api_key.as_str());
+    let with = |field: &str, value: Value| {
+        let mut body = payin("bad-1", "100");
+        body[field] = value;
+        body
+    };
+    let cases: Vec<(&str, Value, u16, &str)> = vec![
+        (
+            "number amount",
+            with("amount", json!(100.5)),
+            422,
+            "invalid_body",
+        ),
+        (
+            "zero amount",
+            with("amount", json!("0")),
+            422,
+            "invalid_amount",
+        ),
+        (
+            "negative amount",
+            with("amount", json!("-10")),
+            422,
+            "invalid_amount",
+        ),
+        (
+            "three decimals",
+            with("amount", json!("10.001")),
+            422,
+            "invalid_amount",
+        ),
+        (
+            "not a number",
+            with("amount", json!("ten")),
+            422,
+            "invalid_amount",
+        ),
+        (
+            "absurd amount",
+            with("amount", json!("99999999999999")),
+            422,
+            "invalid_amount",
+        ),
+        (
+            "unknown currency",
+            with("currency", json!("XYZ")),
+            422,
+            "unknown_currency",
+        ),
+        (
+            "crypto is not fiat",
+            with("currency", json!("USDT")),
+            422,
+            "unknown_currency",
+        ),
+        (
+            "unknown method",
+            with("payment_method", json!("pigeon")),
+            422,
+            "unknown_payment_method",
+        ),
+        (
+            "method not for currency",
+            {
+                let mut b = with("currency", json!("UZS"));
+                b["payment_method"] = json!("sbp");
+                b
+            },
+            422,
+            "unknown_payment_method",
+        ),
+        (
+            "empty external id",
+            with("external_order_id", json!("  ")),
+            422,
+            "invalid_external_order_id",
+        ),
+        (
+            "bad callback",
+            with("callback_url", json!("ftp://x")),
+            422,
+            "validation_failed",
+        ),
+        (
+            "unknown field",
+            with("colour", json!("red")),
+            422,
+            "invalid_body",
+        ),
+        (
+            "missing field",
+            {
+                let mut b = payin("bad-1", "100");
+                b.as_object_mut().unwrap().remove("currency");
+                b
+            },
+            422,
+            "invalid_body",
+        ),
+    ];
+    for (name, body, status, code) in cases {
+        let (got, answer) = gateway.post(key, "/api/v1/payins", body).await;
+        assert_eq!(
+            (got, answer["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{name}: {answer}"
+        );
+    }
+    let huge = with("customer_id", json!("x".repeat(64 * 1024)));
+    let (status, answer) = gateway.post(key, "/api/v1/payins", huge).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (413, Some("body_too_large"))
+    );
+    for bad_key in [
+        None,
+        Some("jp_nothing_here"),
+        Some("jp_abcdefgh_0123456789abcdefghijABCDEFGHIJ"),
+    ] {
+        let (status, answer) = gateway
+            .post(bad_key, "/api/v1/payins", payin("bad-2", "100"))
+            .await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (401, Some("unauthenticated")),
+            "{bad_key:?}"
+        );
+    }
+    assert_eq!(
+        app.count("gateway_requests").await,
+        0,
+        "nothing was created"
+    );
+    app.stop().await;
+}
