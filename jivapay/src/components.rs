@@ -67,6 +67,13 @@ pub async fn all(settings: &Settings, stop: CancellationToken) -> anyhow::Result
     }
     let admin_state = jivapay_admin::AppState::new(settings, pool.clone(), schemas.clone())?;
     let relay = spawn_outbox_relay(&broker, &pool, &schemas, stop.clone())?;
+    let sinks: Vec<_> = [SinkKind::Ledger, SinkKind::Projection]
+        .into_iter()
+        .filter_map(|kind| {
+            let group = format!("{}.sink.{}", settings.kafka.group_prefix, kind.name());
+            spawn_sink(kind, &broker, &schemas, &pool, &group, stop.clone())
+        })
+        .collect();
     let pool_for_ingest = pool.clone();
     let readiness = Readiness::default()
         .with_database(pool)
@@ -112,6 +119,9 @@ pub async fn all(settings: &Settings, stop: CancellationToken) -> anyhow::Result
     let result = tokio::try_join!(ingest, admin).map(drop);
     stop.cancel();
     drop(relay.await);
+    for sink in sinks {
+        drop(sink.await);
+    }
     // The embedded broker (if any) stops when the last handle to it is dropped, here.
     drop(broker);
     result
@@ -221,15 +231,78 @@ pub async fn processor(
 }
 
 pub async fn sink(settings: &Settings, name: &str, stop: CancellationToken) -> anyhow::Result<()> {
-    SinkKind::from_name(name).ok_or_else(|| {
+    let kind = SinkKind::from_name(name).ok_or_else(|| {
         anyhow::anyhow!("unknown sink {name:?}; known: {}", sink_names().join(", "))
     })?;
     let component = format!("sink {name}");
     let broker = Broker::connect(&settings.kafka, false, &component).await?;
-    schema_registry::load(&settings.schema_registry).await?;
+    let schemas = schema_registry::load(&settings.schema_registry).await?;
     let pool = db::connect(&settings.database).await?;
-    let readiness = Readiness::default().with_database(pool).with_broker(broker);
-    bind_and_serve("sink", settings.http.ops_addr, ops_router(readiness), stop).await
+    let readiness = Readiness::default()
+        .with_database(pool.clone())
+        .with_broker(broker.clone());
+    let group = format!("{}.sink.{name}", settings.kafka.group_prefix);
+    let work = spawn_sink(kind, &broker, &schemas, &pool, &group, stop.clone());
+    let served = bind_and_serve(
+        "sink",
+        settings.http.ops_addr,
+        ops_router(readiness),
+        stop.clone(),
+    )
+    .await;
+    stop.cancel();
+    if let Some(work) = work {
+        work.await??;
+    }
+    served
+}
+
+/// Starts a sink's loop; `None` for the sinks whose work arrives with later issues (callbacks,
+/// audit), which for now only serve their ops endpoints.
+fn spawn_sink(
+    kind: SinkKind,
+    broker: &Broker,
+    schemas: &jivapay_schemas::SchemaRegistry,
+    pool: &sqlx::PgPool,
+    group: &str,
+    stop: CancellationToken,
+) -> Option<tokio::task::JoinHandle<anyhow::Result<()>>> {
+    let (broker, schemas, pool, group) = (
+        broker.clone(),
+        schemas.clone(),
+        pool.clone(),
+        group.to_owned(),
+    );
+    let topic = kind.inputs()[0];
+    match kind {
+        SinkKind::Ledger => Some(tokio::spawn(async move {
+            jivapay_sinks::runtime::run(
+                &broker,
+                schemas,
+                pool,
+                topic,
+                &group,
+                jivapay_sinks::ledger::LedgerSink,
+                stop,
+            )
+            .await
+            .map_err(Into::into)
+        })),
+        SinkKind::Projection => Some(tokio::spawn(async move {
+            jivapay_sinks::runtime::run(
+                &broker,
+                schemas,
+                pool,
+                topic,
+                &group,
+                jivapay_sinks::projection::ProjectionSink,
+                stop,
+            )
+            .await
+            .map_err(Into::into)
+        })),
+        SinkKind::Callbacks | SinkKind::Audit => None,
+    }
 }
 
 pub async fn migrate(settings: &Settings) -> Result<(), StartupError> {
