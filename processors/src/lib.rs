@@ -3,8 +3,12 @@
 //! with the topics each one reads together, and checks at start-up that those topics are
 //! co-partitioned (a processor instance must own the same partition number of all of them).
 
+pub mod commissions;
 pub mod core;
+pub mod fraud;
+pub mod router;
 pub mod runtime;
+pub mod trader_book;
 
 use jivapay_platform::kafka::Broker;
 use jivapay_platform::StartupError;

@@ -1,0 +1,329 @@
+//! What each input does to one trader's state: routed orders, commands, postings and timers.
+//! Each handler remembers the input's id first (so a replay is recognised, whatever the
+//! outcome was) and then either applies it completely or changes nothing else.
+
+use super::calendar::Window;
+use super::eligibility;
+use super::machine::{transition, OrderAction, OrderState};
+use super::records::{self, Reason};
+use super::settings::BookSettings;
+use super::state::{OpenOrder, TraderState, Usage};
+use crate::core::{Emit, Millis};
+use jivapay_schemas::records::{
+    OrderRouted, OrderStatus, PostingKind, RequisiteUsage, Trader, TraderCapacity, TraderCommand,
+    TraderCommandKind, TraderPosting,
+};
+use rust_decimal::Decimal;
+use std::collections::BTreeSet;
+use uuid::Uuid;
+
+/// Fraud writes CREATED as sequence 1; the assignment is the order's second event.
+pub const ASSIGNED_SEQUENCE: i32 = 2;
+
+/// The currency of every trader deposit.
+pub const DEPOSIT_CURRENCY: &str = "USDT";
+
+/// What became of an input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Applied; its records are emitted.
+    Applied,
+    /// Its id was applied before: nothing changes, nothing is emitted.
+    Replay,
+    /// Not applied, for the reason given (a routed order goes back to the router; a command or
+    /// posting changes nothing). The id is remembered, so a replay gives the same answer.
+    Refused(&'static str),
+    /// Not an input of the trader book.
+    NotForThisBook,
+}
+
+/// Everything a handler needs besides the trader's state.
+pub struct Ctx<'a> {
+    pub trader_id: Uuid,
+    /// The trader in master data (`None`: unknown, every order is refused).
+    pub trader: Option<&'a Trader>,
+    pub settings: &'a BookSettings,
+    pub window: Window,
+    pub now: Millis,
+}
+
+/// `orders.routed`: accept (hold, count, ASSIGNED) or send back to the router.
+pub fn on_routed(
+    state: &mut TraderState,
+    ctx: &Ctx,
+    routed: &OrderRouted,
+    out: &mut Vec<Emit>,
+) -> Outcome {
+    if state.orders.contains_key(&routed.order_id) || state.seen_orders.contains(&routed.order_id) {
+        return Outcome::Replay;
+    }
+    state.seen_orders.remember(routed.order_id);
+    if let Err(refusal) = eligibility::check(ctx.trader, routed, state, ctx.window, ctx.now) {
+        out.push(Emit::Screened(records::screened_back(routed, ctx.now)));
+        return Outcome::Refused(refusal.code());
+    }
+
+    state.holds.insert(routed.order_id, routed.crypto_amount);
+    state
+        .usage
+        .entry(routed.requisite_id)
+        .or_insert_with(|| Usage::empty(ctx.window))
+        .record(ctx.window, routed.fiat_amount, ctx.now);
+    let order = OpenOrder {
+        state: OrderState::Assigned,
+        sequence: ASSIGNED_SEQUENCE,
+        deadline: Some(ctx.now.saturating_add(ctx.settings.payment_window_ms)),
+        requisite_id: routed.requisite_id,
+        store_id: routed.store_id,
+        external_order_id: routed.external_order_id.clone(),
+        direction: routed.direction,
+        fiat_amount: routed.fiat_amount,
+        fiat_currency: routed.fiat_currency.clone(),
+        payment_method: routed.payment_method.clone(),
+        rate: routed.rate,
+        crypto_amount: routed.crypto_amount,
+    };
+    out.push(Emit::Event(records::order_event(
+        ctx.trader_id,
+        routed.order_id,
+        &order,
+        Some(OrderStatus::Created),
+        Reason::none(),
+        records::assignment_candidates(routed),
+        ctx.now,
+    )));
+    state.orders.insert(routed.order_id, order);
+    Outcome::Applied
+}
+
+/// `trader.commands`: order commands through the state machine, deposits and withdrawals.
+pub fn on_command(
+    state: &mut TraderState,
+    ctx: &Ctx,
+    command: &TraderCommand,
+    out: &mut Vec<Emit>,
+) -> Outcome {
+    if state.seen_commands.contains(&command.command_id) {
+        return Outcome::Replay;
+    }
+    state.seen_commands.remember(command.command_id);
+    let detail = command.reason.clone();
+    let result = match command.kind {
+        TraderCommandKind::ClientConfirmed => order_command(
+            state,
+            ctx,
+            command,
+            OrderAction::ClientConfirmed,
+            Reason::none(),
+            out,
+        ),
+        TraderCommandKind::TraderConfirmed => order_command(
+            state,
+            ctx,
+            command,
+            OrderAction::TraderConfirmed,
+            Reason::none(),
+            out,
+        ),
+        TraderCommandKind::ReportNonPayment => order_command(
+            state,
+            ctx,
+            command,
+            OrderAction::ReportNonPayment,
+            Reason::code("trader_reported_non_payment", detail),
+            out,
+        ),
+        TraderCommandKind::CancelOrder => order_command(
+            state,
+            ctx,
+            command,
+            OrderAction::Cancel,
+            Reason::code("cancelled", detail),
+            out,
+        ),
+        // The ledger transfer of a deposit or withdrawal is not the book's to write (see the
+        // module notes): the book only moves its balance, and the capacity follows.
+        TraderCommandKind::Deposit => positive(command.amount).and_then(|amount| {
+            state.balance = state.balance.checked_add(amount).ok_or("amount_overflow")?;
+            Ok(())
+        }),
+        TraderCommandKind::Withdraw => positive(command.amount).and_then(|amount| {
+            if amount > state.free_deposit() {
+                return Err("insufficient_free_deposit");
+            }
+            state.balance = state.balance.checked_sub(amount).ok_or("amount_overflow")?;
+            Ok(())
+        }),
+        // Dispute resolution belongs to a later stage of the product.
+        TraderCommandKind::ResolveDispute => Err("not_supported"),
+    };
+    match result {
+        Ok(()) => Outcome::Applied,
+        Err(code) => Outcome::Refused(code),
+    }
+}
+
+fn order_command(
+    state: &mut TraderState,
+    ctx: &Ctx,
+    command: &TraderCommand,
+    action: OrderAction,
+    reason: Reason,
+    out: &mut Vec<Emit>,
+) -> Result<(), &'static str> {
+    let order_id = command.order_id.ok_or("missing_order_id")?;
+    advance(state, ctx, order_id, action, reason, out)
+}
+
+fn positive(amount: Option<Decimal>) -> Result<Decimal, &'static str> {
+    amount
+        .filter(|a| *a > Decimal::ZERO)
+        .ok_or("invalid_amount")
+}
+
+/// `trader.postings`: what the ledger did to the trader's deposit, mirrored by the book.
+/// The book applies every posting in USDT: the ledger has already written the transfer, and
+/// the book's balance must stay equal to the ledger's.
+pub fn on_posting(state: &mut TraderState, posting: &TraderPosting) -> Outcome {
+    if state.seen_postings.contains(&posting.posting_id) {
+        return Outcome::Replay;
+    }
+    state.seen_postings.remember(posting.posting_id);
+    if posting.currency != DEPOSIT_CURRENCY {
+        return Outcome::Refused("wrong_currency");
+    }
+    if posting.amount < Decimal::ZERO {
+        return Outcome::Refused("invalid_amount");
+    }
+    let amount = posting.amount;
+    let balance = match posting.kind {
+        // The held amount becomes a debit: the order was paid to the trader.
+        PostingKind::Capture => state.balance.checked_sub(amount),
+        PostingKind::Release => match posting.order_id {
+            Some(_) => Some(state.balance),
+            None => return Outcome::Refused("missing_order_id"),
+        },
+        PostingKind::Credit => state.balance.checked_add(amount),
+        PostingKind::Debit => state.balance.checked_sub(amount),
+        // The book places its own holds when it accepts an order.
+        PostingKind::Hold => return Outcome::Refused("not_supported"),
+    };
+    let Some(balance) = balance else {
+        return Outcome::Refused("amount_overflow");
+    };
+    state.balance = balance;
+    if matches!(posting.kind, PostingKind::Capture | PostingKind::Release) {
+        if let Some(order_id) = posting.order_id {
+            state.holds.remove(&order_id);
+        }
+    }
+    Outcome::Applied
+}
+
+/// Fires the timers due at `ctx.now`, earliest first; true when any fired.
+pub fn fire_due(state: &mut TraderState, ctx: &Ctx, out: &mut Vec<Emit>) -> bool {
+    let mut due: Vec<(Millis, Uuid, OrderAction, &'static str)> = state
+        .orders
+        .iter()
+        .filter_map(|(id, order)| {
+            let deadline = order.deadline.filter(|d| *d <= ctx.now)?;
+            match order.state {
+                OrderState::Assigned => Some((
+                    deadline,
+                    *id,
+                    OrderAction::PaymentWindowElapsed,
+                    "payment_window_expired",
+                )),
+                OrderState::ClientConfirmed => Some((
+                    deadline,
+                    *id,
+                    OrderAction::ConfirmationTimedOut,
+                    "trader_confirmation_timeout",
+                )),
+                _ => None,
+            }
+        })
+        .collect();
+    due.sort_by_key(|(deadline, order_id, _, _)| (*deadline, *order_id));
+    for (_, order_id, action, code) in &due {
+        // Cannot fail: the order is open and `action` is legal in the state matched above.
+        let _ = advance(
+            state,
+            ctx,
+            *order_id,
+            *action,
+            Reason::code(code, None),
+            out,
+        );
+    }
+    !due.is_empty()
+}
+
+/// Moves an open order through the state machine and writes the event; a terminal order
+/// leaves the state (a cancelled or expired one gives its hold back).
+fn advance(
+    state: &mut TraderState,
+    ctx: &Ctx,
+    order_id: Uuid,
+    action: OrderAction,
+    reason: Reason,
+    out: &mut Vec<Emit>,
+) -> Result<(), &'static str> {
+    let order = state.orders.get_mut(&order_id).ok_or("unknown_order")?;
+    let next = transition(order.state, action).map_err(|_| "illegal_transition")?;
+    let previous = order.state.status();
+    order.state = next;
+    order.sequence = order.sequence.saturating_add(1);
+    order.deadline = match next {
+        OrderState::ClientConfirmed => {
+            Some(ctx.now.saturating_add(ctx.settings.confirmation_timeout_ms))
+        }
+        _ => None,
+    };
+    out.push(Emit::Event(records::order_event(
+        ctx.trader_id,
+        order_id,
+        order,
+        Some(previous),
+        reason,
+        Vec::new(),
+        ctx.now,
+    )));
+    if next.is_terminal() {
+        state.orders.remove(&order_id);
+        if next.releases_hold() {
+            state.holds.remove(&order_id);
+        }
+    }
+    Ok(())
+}
+
+/// What the router needs to know, without the version: compared before and after an input
+/// to decide whether a new capacity must be published.
+pub fn capacity_view(
+    state: &TraderState,
+    requisites: &BTreeSet<Uuid>,
+    window: Window,
+) -> (Decimal, Vec<RequisiteUsage>) {
+    (
+        state.free_deposit(),
+        state.requisite_usage(requisites, window),
+    )
+}
+
+/// A fresh capacity with the next version.
+pub fn publish_capacity(
+    state: &mut TraderState,
+    ctx: &Ctx,
+    requisites: &BTreeSet<Uuid>,
+) -> TraderCapacity {
+    state.capacity_version = state.capacity_version.saturating_add(1);
+    state.published_day = Some(ctx.window.day);
+    TraderCapacity {
+        trader_id: ctx.trader_id,
+        free_deposit: state.free_deposit(),
+        requisites: state.requisite_usage(requisites, ctx.window),
+        version: state.capacity_version,
+        updated_at: ctx.now,
+    }
+}

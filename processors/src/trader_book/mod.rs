@@ -1,0 +1,46 @@
+//! Trader book: the single writer of each trader's deposit, holds, requisite usage and the
+//! lifecycle of every order assigned to him (ARCHITECTURE §2, principles 1–3 and 8).
+//!
+//! - **Reads** `orders.routed`, `trader.commands`, `trader.postings` (all keyed by trader id,
+//!   co-partitioned) and the `traders` and `settings` tables.
+//! - **Writes** `orders.events` (ASSIGNED, CLIENT_CONFIRMED, COMPLETED, CANCELLED, EXPIRED,
+//!   DISPUTED), `orders.screened` (a refused order goes back to its router with this trader
+//!   excluded and `attempt + 1`) and `trader.capacity` (whenever what the router sees of the
+//!   trader changed).
+//! - **State key**: trader id; the value is the trader's [`TraderState`] as JSON.
+//! - **Guarantees**: an order is accepted only if every requisite limit and the free deposit
+//!   (balance − holds) allow it, as the book knows them, so the deposit is never over-held
+//!   and limits hold exactly; every routed order, command and posting id is applied at most
+//!   once (replays are recognised); every event has a deterministic id
+//!   (`derived_id([order id, kind])`) and a per-order sequence (ASSIGNED = 2); timers fire
+//!   from the book's own state at the time the runtime gives, before any input of the trader.
+//!
+//! Money flows: the book places a hold at assignment and releases it itself on cancellation
+//! or expiry; a completed order's hold stays until commissions sends CAPTURE. Deposits and
+//! withdrawals move the book's balance only: writing their ledger transfer is left to the
+//! stage that owns the ledger.
+
+mod calendar;
+mod eligibility;
+mod handlers;
+mod machine;
+mod processor;
+mod records;
+mod settings;
+mod state;
+
+#[cfg(test)]
+mod fixtures;
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
+
+pub use calendar::{Window, DEFAULT_TIME_ZONE};
+pub use eligibility::Refusal;
+pub use handlers::{Outcome, ASSIGNED_SEQUENCE, DEPOSIT_CURRENCY};
+pub use machine::{transition, IllegalTransition, OrderAction, OrderState};
+pub use processor::TraderBookProcessor;
+pub use records::{kind_name, REFUSED_BY_TRADER_BOOK};
+pub use settings::BookSettings;
+pub use state::{OpenOrder, TraderState, Usage, RECENT_IDS};

@@ -1,0 +1,183 @@
+//! The trader book as a [`Processor`]: routes each input to its trader's state, fires due
+//! timers first (so the result does not depend on how often the runtime ticks), publishes a
+//! capacity whenever what the router sees changed, and tracks which traders to write to the
+//! changelog.
+
+use super::calendar::Window;
+use super::handlers::{self, Ctx, Outcome};
+use super::settings::BookSettings;
+use super::state::TraderState;
+use crate::core::{Emit, Input, MasterData, Millis, Processor};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use uuid::Uuid;
+
+pub struct TraderBookProcessor {
+    master: Arc<dyn MasterData>,
+    /// By trader id; ordered, so that `tick` emits in a deterministic order.
+    traders: BTreeMap<Uuid, TraderState>,
+    /// Traders whose state changed since the last `take_changes`.
+    dirty: BTreeSet<Uuid>,
+}
+
+impl TraderBookProcessor {
+    pub const NAME: &'static str = "trader-book";
+
+    pub fn new(master: Arc<dyn MasterData>) -> Self {
+        Self {
+            master,
+            traders: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+        }
+    }
+
+    /// A trader's state, if the book has one (read-only: for tests, simulations, support).
+    pub fn trader(&self, trader_id: Uuid) -> Option<&TraderState> {
+        self.traders.get(&trader_id)
+    }
+
+    /// Like [`Processor::apply`], and also says what became of the input (why a routed order
+    /// or a command was refused: that reason is not written anywhere else).
+    pub fn apply_explained(&mut self, input: Input, now: Millis) -> (Vec<Emit>, Outcome) {
+        let settings = BookSettings::read(&*self.master);
+        let trader_id = match &input {
+            Input::Routed(r) => r.trader_id,
+            Input::Command(c) => c.trader_id,
+            Input::TraderPosting(p) => p.trader_id,
+            _ => return (Vec::new(), Outcome::NotForThisBook),
+        };
+        let (out, outcome) = self.run(trader_id, now, &settings, |state, ctx, out| {
+            Some(match &input {
+                Input::Routed(r) => handlers::on_routed(state, ctx, r, out),
+                Input::Command(c) => handlers::on_command(state, ctx, c, out),
+                Input::TraderPosting(p) => handlers::on_posting(state, p),
+                _ => Outcome::NotForThisBook,
+            })
+        });
+        (out, outcome.unwrap_or(Outcome::NotForThisBook))
+    }
+
+    /// Fires `trader_id`'s due timers, then `handle`, then publishes a capacity if the
+    /// router's view of the trader changed.
+    fn run(
+        &mut self,
+        trader_id: Uuid,
+        now: Millis,
+        settings: &BookSettings,
+        handle: impl FnOnce(&mut TraderState, &Ctx, &mut Vec<Emit>) -> Option<Outcome>,
+    ) -> (Vec<Emit>, Option<Outcome>) {
+        let window = Window::at(now, &settings.time_zone);
+        let trader = self.master.trader(trader_id);
+        let requisites: BTreeSet<Uuid> = trader
+            .iter()
+            .flat_map(|t| t.requisites.iter().map(|r| r.requisite_id))
+            .collect();
+        let ctx = Ctx {
+            trader_id,
+            trader: trader.as_ref(),
+            settings,
+            window,
+            now,
+        };
+        let state = self.traders.entry(trader_id).or_default();
+        let before = handlers::capacity_view(state, &requisites, window);
+
+        let mut out = Vec::new();
+        let fired = handlers::fire_due(state, &ctx, &mut out);
+        let outcome = handle(state, &ctx, &mut out);
+        let mut touched = fired || matches!(outcome, Some(Outcome::Applied | Outcome::Refused(_)));
+
+        let after = handlers::capacity_view(state, &requisites, window);
+        if after != before || state.needs_new_day_capacity(window) {
+            out.push(Emit::Capacity(handlers::publish_capacity(
+                state,
+                &ctx,
+                &requisites,
+            )));
+            touched = true;
+        }
+        if touched {
+            self.dirty.insert(trader_id);
+        }
+        (out, outcome)
+    }
+}
+
+impl Processor for TraderBookProcessor {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn apply(&mut self, input: Input, now: Millis) -> Vec<Emit> {
+        let id = input_id(&input);
+        let (out, outcome) = self.apply_explained(input, now);
+        match outcome {
+            Outcome::Refused(code) => tracing::info!(%id, code, "trader book refused an input"),
+            Outcome::Replay => tracing::debug!(%id, "trader book ignored a replayed input"),
+            Outcome::Applied | Outcome::NotForThisBook => {}
+        }
+        out
+    }
+
+    fn tick(&mut self, now: Millis) -> Vec<Emit> {
+        let settings = BookSettings::read(&*self.master);
+        let window = Window::at(now, &settings.time_zone);
+        let due: Vec<Uuid> = self
+            .traders
+            .iter()
+            .filter(|(_, s)| {
+                s.next_deadline().is_some_and(|d| d <= now) || s.needs_new_day_capacity(window)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        let mut out = Vec::new();
+        for trader_id in due {
+            out.extend(self.run(trader_id, now, &settings, |_, _, _| None).0);
+        }
+        out
+    }
+
+    fn take_changes(&mut self) -> Vec<(String, Option<Vec<u8>>)> {
+        std::mem::take(&mut self.dirty)
+            .into_iter()
+            .map(|id| {
+                let bytes = self.traders.get(&id).map(|state| {
+                    // Plain data with string map keys: serialising it cannot fail.
+                    serde_json::to_vec(state).expect("trader state serialises to JSON")
+                });
+                (id.to_string(), bytes)
+            })
+            .collect()
+    }
+
+    fn restore(&mut self, key: &str, state: Option<&[u8]>) {
+        let Ok(trader_id) = key.parse::<Uuid>() else {
+            tracing::error!(key, "trader book changelog key is not a trader id; skipped");
+            return;
+        };
+        match state.map(serde_json::from_slice::<TraderState>) {
+            None => {
+                self.traders.remove(&trader_id);
+            }
+            Some(Ok(state)) => {
+                self.traders.insert(trader_id, state);
+            }
+            Some(Err(error)) => {
+                tracing::error!(%trader_id, %error, "unreadable trader book state; skipped");
+            }
+        }
+    }
+}
+
+/// The id that identifies an input in logs.
+fn input_id(input: &Input) -> Uuid {
+    match input {
+        Input::Routed(r) => r.order_id,
+        Input::Command(c) => c.command_id,
+        Input::TraderPosting(p) => p.posting_id,
+        Input::Requested(r) => r.order_id,
+        Input::Screened(s) => s.order_id,
+        Input::Event(e) => e.event_id,
+        Input::StorePosting(p) => p.posting_id,
+    }
+}
