@@ -7,6 +7,7 @@ mod broker;
 mod client_config;
 mod consumer;
 mod embedded;
+pub mod partitioner;
 mod producer;
 mod table;
 

@@ -3,6 +3,7 @@
 use super::changelog::{restore, RestoreError};
 use super::decode::{decode, encode};
 use crate::core::{Clock, Emit, Processor};
+use jivapay_platform::kafka::partitioner::java_partition;
 use jivapay_platform::kafka::{consumer_config, Broker, ProduceError, RecordProducer};
 use jivapay_schemas::records::{ChangelogEntry, InputOffset};
 use jivapay_schemas::SchemaRegistry;
@@ -50,6 +51,8 @@ pub enum RuntimeError {
     Produce(#[from] ProduceError),
     #[error("restore: {0}")]
     Restore(#[from] RestoreError),
+    #[error("changelog topic {0} does not exist: run `jivapay topics create` first")]
+    NoChangelog(String),
 }
 
 /// Marks that the assignment changed, so the loop rebuilds its state before going on.
@@ -110,6 +113,12 @@ pub async fn run<P: Processor>(
             })?;
     consumer.subscribe(inputs)?;
     let producer = RecordProducer::new(broker, registry.clone(), &config.group)?;
+    let changelog_partitions = broker
+        .partition_counts(&[changelog])
+        .await
+        .ok()
+        .and_then(|counts| counts.first().map(|(_, n)| *n))
+        .ok_or_else(|| RuntimeError::NoChangelog(changelog.to_owned()))?;
     let mut processor = make();
     // Input offsets the current state already covers (skip anything below them).
     let mut covered: HashMap<(String, i32), i64> = HashMap::new();
@@ -236,6 +245,11 @@ pub async fn run<P: Processor>(
             .collect();
         let now = clock.now();
         let writes = changes.into_iter().map(|(key, state)| {
+            // A state key may have sub-keys (`<store>/order/<id>`): the record goes to the
+            // partition of the input key before the first `/`, so it is restored by the
+            // instance that owns that input partition.
+            let route = key.split('/').next().unwrap_or(&key).to_owned();
+            let partition = java_partition(&registry.encode_key(&route), changelog_partitions);
             let entry = ChangelogEntry {
                 state_key: key.clone(),
                 state,
@@ -245,7 +259,18 @@ pub async fn run<P: Processor>(
                 written_at: now,
             };
             let producer = &producer;
-            async move { producer.send(changelog, &key, &entry).await }
+            let registry = &registry;
+            async move {
+                let payload = registry.encode(&entry).map_err(ProduceError::Encode)?;
+                producer
+                    .send_bytes_to_partition(
+                        changelog,
+                        partition,
+                        &registry.encode_key(&key),
+                        &payload,
+                    )
+                    .await
+            }
         });
         for written in futures::future::join_all(writes).await {
             written?;
