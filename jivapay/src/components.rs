@@ -74,6 +74,18 @@ pub async fn all(settings: &Settings, stop: CancellationToken) -> anyhow::Result
             spawn_sink(kind, &broker, &schemas, &pool, &group, stop.clone())
         })
         .collect();
+    let processors: Vec<_> = PROCESSORS
+        .iter()
+        .map(|kind| {
+            spawn_processor(
+                *kind,
+                &broker,
+                &schemas,
+                &settings.kafka.group_prefix,
+                stop.clone(),
+            )
+        })
+        .collect();
     let pool_for_ingest = pool.clone();
     let readiness = Readiness::default()
         .with_database(pool)
@@ -119,8 +131,10 @@ pub async fn all(settings: &Settings, stop: CancellationToken) -> anyhow::Result
     let result = tokio::try_join!(ingest, admin).map(drop);
     stop.cancel();
     drop(relay.await);
-    for sink in sinks {
-        drop(sink.await);
+    for task in sinks.into_iter().chain(processors) {
+        if let Ok(Err(e)) = task.await {
+            tracing::error!(error = %e, "a component stopped with an error");
+        }
     }
     // The embedded broker (if any) stops when the last handle to it is dropped, here.
     drop(broker);
@@ -218,16 +232,42 @@ pub async fn processor(
     })?;
     let component = format!("processor {name}");
     let broker = Broker::connect(&settings.kafka, false, &component).await?;
-    schema_registry::load(&settings.schema_registry).await?;
+    let schemas = schema_registry::load(&settings.schema_registry).await?;
     check_co_partitioning(&broker, kind).await?;
-    let readiness = Readiness::default().with_broker(broker);
-    bind_and_serve(
+    let readiness = Readiness::default().with_broker(broker.clone());
+    let work = spawn_processor(
+        kind,
+        &broker,
+        &schemas,
+        &settings.kafka.group_prefix,
+        stop.clone(),
+    );
+    let served = bind_and_serve(
         "processor",
         settings.http.ops_addr,
         ops_router(readiness),
-        stop,
+        stop.clone(),
     )
-    .await
+    .await;
+    stop.cancel();
+    work.await??;
+    served
+}
+
+/// Starts one processor's loop until `stop`.
+fn spawn_processor(
+    kind: ProcessorKind,
+    broker: &Broker,
+    schemas: &jivapay_schemas::SchemaRegistry,
+    group_prefix: &str,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    let (broker, schemas, prefix) = (broker.clone(), schemas.clone(), group_prefix.to_owned());
+    tokio::spawn(async move {
+        jivapay_processors::launch::launch(kind, &broker, schemas, &prefix, stop)
+            .await
+            .map_err(Into::into)
+    })
 }
 
 pub async fn sink(settings: &Settings, name: &str, stop: CancellationToken) -> anyhow::Result<()> {

@@ -6,8 +6,10 @@
 pub mod commissions;
 pub mod core;
 pub mod fraud;
+pub mod launch;
 pub mod router;
 pub mod runtime;
+pub mod tables;
 pub mod trader_book;
 
 use jivapay_platform::kafka::Broker;

@@ -131,6 +131,11 @@ impl<T: Record + Clone + Send + Sync + 'static> Table<T> {
         self.rows.read().expect("table lock").get(key).cloned()
     }
 
+    /// Runs `f` over the whole table, without copying it.
+    pub fn read<R>(&self, f: impl FnOnce(&HashMap<String, T>) -> R) -> R {
+        f(&self.rows.read().expect("table lock"))
+    }
+
     pub fn len(&self) -> usize {
         self.rows.read().expect("table lock").len()
     }
