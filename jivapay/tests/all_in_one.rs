@@ -2,99 +2,18 @@
 //! (health, readiness, metrics, schema registry), readiness following its dependencies, and a
 //! clean exit on SIGTERM. Against the embedded broker and against Tansu.
 
+use jivapay_tests::process::start_all;
 use jivapay_tests::TestDatabase;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
-struct Running {
-    child: Child,
-    ingest: String,
-    admin: String,
-}
-
-/// Starts `jivapay all` and waits (bounded) until it prints where it serves.
-fn start(database_url: &str, brokers: &str) -> Running {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_jivapay"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("JIVAPAY__") {
-            command.env_remove(key);
-        }
-    }
-    let mut child = command
-        .arg("all")
-        .env("JIVAPAY__DATABASE__URL", database_url)
-        .env("JIVAPAY__KAFKA__BROKERS", brokers)
-        .env("JIVAPAY__HTTP__INGEST_ADDR", "127.0.0.1:0")
-        .env("JIVAPAY__HTTP__ADMIN_ADDR", "127.0.0.1:0")
-        .env("JIVAPAY__LOG__FILTER", "warn")
-        .env(
-            "JIVAPAY__AUTH__JWT_SECRET",
-            jivapay_tests::admin::JWT_SECRET,
-        )
-        .env(
-            "JIVAPAY__SECURITY__DATA_KEY",
-            jivapay_tests::admin::DATA_KEY,
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("jivapay starts");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        // Read to the end even after the test stops listening, so the pipe never closes
-        // under the running process.
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            tx.send(line).ok();
-        }
-    });
-    let url_after = |line: &str, label: &str| -> Option<String> {
-        let rest = line.trim().strip_prefix(label)?.trim();
-        let url = rest.split_whitespace().next()?;
-        Some(
-            url.trim_end_matches('/')
-                .trim_end_matches("/subjects")
-                .trim_end_matches("/api")
-                .to_owned(),
-        )
-    };
-    let (mut ingest, mut admin) = (None, None);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while ingest.is_none() || admin.is_none() {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("jivapay all prints its addresses within a minute");
-        ingest = ingest.or_else(|| url_after(&line, "gateway and payment pages"));
-        admin = admin.or_else(|| url_after(&line, "management API"));
-    }
-    Running {
-        child,
-        ingest: ingest.unwrap(),
-        admin: admin.unwrap(),
-    }
-}
-
-impl Running {
-    /// SIGTERM, then a bounded wait for a clean exit.
-    fn terminate(mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        assert!(status.unwrap().success());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "exit status {status}");
-                return;
-            }
-            if Instant::now() > deadline {
-                drop(self.child.kill());
-                panic!("jivapay all did not stop within 20 s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
+fn start(database_url: &str, brokers: &str) -> jivapay_tests::process::Running {
+    start_all(
+        Path::new(env!("CARGO_BIN_EXE_jivapay")),
+        &[
+            ("JIVAPAY__DATABASE__URL", database_url),
+            ("JIVAPAY__KAFKA__BROKERS", brokers),
+        ],
+    )
 }
 
 async fn get(url: &str) -> (u16, String) {

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod gateway;
 pub mod murmur2;
+pub mod process;
 
 use jivapay_platform::kafka::Broker;
 use sqlx::postgres::PgPoolOptions;

@@ -1,0 +1,98 @@
+//! `jivapay all` run as its own process, the way a user starts it: the harness waits for the
+//! addresses it prints and stops it with SIGTERM.
+
+use crate::admin::{DATA_KEY, JWT_SECRET};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Running {
+    pub child: Child,
+    pub ingest: String,
+    pub admin: String,
+}
+
+/// Runs `binary` with `args` and the test secrets, every inherited `JIVAPAY__` variable
+/// removed and `env` added.
+pub fn command(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(binary);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("JIVAPAY__") {
+            command.env_remove(key);
+        }
+    }
+    command
+        .args(args)
+        .env("JIVAPAY__AUTH__JWT_SECRET", JWT_SECRET)
+        .env("JIVAPAY__SECURITY__DATA_KEY", DATA_KEY)
+        .env("JIVAPAY__LOG__FILTER", "warn")
+        .envs(env.iter().copied());
+    command
+}
+
+/// Starts `jivapay all` on free ports and waits (bounded) until it prints where it serves.
+pub fn start_all(binary: &Path, env: &[(&str, &str)]) -> Running {
+    let mut child = command(binary, &["all"], env)
+        .env("JIVAPAY__HTTP__INGEST_ADDR", "127.0.0.1:0")
+        .env("JIVAPAY__HTTP__ADMIN_ADDR", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("jivapay starts");
+    let stdout = child.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Read to the end even after the test stops listening, so the pipe never closes
+        // under the running process.
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            tx.send(line).ok();
+        }
+    });
+    let url_after = |line: &str, label: &str| -> Option<String> {
+        let rest = line.trim().strip_prefix(label)?.trim();
+        let url = rest.split_whitespace().next()?;
+        Some(
+            url.trim_end_matches('/')
+                .trim_end_matches("/subjects")
+                .trim_end_matches("/api")
+                .to_owned(),
+        )
+    };
+    let (mut ingest, mut admin) = (None, None);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ingest.is_none() || admin.is_none() {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("jivapay all prints its addresses within a minute");
+        ingest = ingest.or_else(|| url_after(&line, "gateway and payment pages"));
+        admin = admin.or_else(|| url_after(&line, "management API"));
+    }
+    Running {
+        child,
+        ingest: ingest.expect("seen"),
+        admin: admin.expect("seen"),
+    }
+}
+
+impl Running {
+    /// SIGTERM, then a bounded wait for a clean exit.
+    pub fn terminate(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        assert!(status.is_ok_and(|s| s.success()));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                assert!(status.success(), "exit status {status}");
+                return;
+            }
+            if Instant::now() > deadline {
+                self.child.kill().ok();
+                panic!("jivapay all did not stop within 20 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
