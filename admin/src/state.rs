@@ -13,6 +13,8 @@ pub struct AppState {
     pub schemas: SchemaRegistry,
     pub jwt: Arc<JwtKeys>,
     pub data_key: Arc<DataKey>,
+    /// Produces trader commands (the trader API); absent where the API runs without a broker.
+    pub commands: Option<jivapay_platform::kafka::RecordProducer>,
 }
 
 /// A setting the management API cannot run without.
@@ -35,6 +37,13 @@ impl AppState {
             schemas,
             jwt: Arc::new(JwtKeys::new(&settings.auth)?),
             data_key: Arc::new(DataKey::from_settings(settings.security.data_key.as_ref())?),
+            commands: None,
         })
+    }
+
+    /// The same state, producing trader commands with `producer`.
+    pub fn with_commands(mut self, producer: jivapay_platform::kafka::RecordProducer) -> Self {
+        self.commands = Some(producer);
+        self
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod gateway;
+pub mod payment_page;
 pub mod state;
 
 use axum::extract::DefaultBodyLimit;
@@ -20,6 +21,7 @@ pub fn router(state: IngestState, readiness: Readiness) -> Router {
             "/api/v1",
             gateway::router().layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES)),
         )
+        .merge(payment_page::router().layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES)))
         .with_state(state)
         .merge(ops_router(readiness))
 }

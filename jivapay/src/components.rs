@@ -65,7 +65,10 @@ pub async fn all(settings: &Settings, stop: CancellationToken) -> anyhow::Result
     for processor in PROCESSORS {
         check_co_partitioning(&broker, *processor).await?;
     }
-    let admin_state = jivapay_admin::AppState::new(settings, pool.clone(), schemas.clone())?;
+    let admin_state =
+        jivapay_admin::AppState::new(settings, pool.clone(), schemas.clone())?.with_commands(
+            RecordProducer::new(&broker, schemas.clone(), "jivapay-admin")?,
+        );
     let relay = spawn_outbox_relay(&broker, &pool, &schemas, stop.clone())?;
     let sinks: Vec<_> = [SinkKind::Ledger, SinkKind::Projection]
         .into_iter()
@@ -189,7 +192,10 @@ pub async fn admin(settings: &Settings, stop: CancellationToken) -> anyhow::Resu
     let broker = Broker::connect(&settings.kafka, false, "admin").await?;
     let schemas = schema_registry::load(&settings.schema_registry).await?;
     let pool = db::connect(&settings.database).await?;
-    let state = jivapay_admin::AppState::new(settings, pool.clone(), schemas.clone())?;
+    let state =
+        jivapay_admin::AppState::new(settings, pool.clone(), schemas.clone())?.with_commands(
+            RecordProducer::new(&broker, schemas.clone(), "jivapay-admin")?,
+        );
     let relay = spawn_outbox_relay(&broker, &pool, &schemas, stop.clone())?;
     let readiness = Readiness::default().with_database(pool).with_broker(broker);
     let result = bind_and_serve(

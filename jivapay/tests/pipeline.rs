@@ -107,18 +107,35 @@ async fn pay_ins_are_screened_routed_and_assigned() {
             .json(&body);
         async move {
             let response = request.send().await.unwrap();
-            assert_eq!(
-                response.status().as_u16(),
-                201,
-                "{:?}",
-                response.text().await
-            );
+            assert_eq!(response.status().as_u16(), 201);
+            let body: Value = response.json().await.unwrap();
+            body["payment_url"].as_str().unwrap().to_owned()
         }
     };
+    // The demo deposits reach the trader books (and their capacity the router) through the
+    // outbox a moment after start: wait until an order can be assigned.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for attempt in 0.. {
+        let external = format!("warm-up-{attempt}");
+        post(external.clone(), "777", "account").await;
+        if settled(&client, &app.ingest, key, &external).await["status"] == "assigned" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no order could be assigned within a minute"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     // Distinct amounts per method: one requisite cannot hold two open orders of one amount.
+    let mut payment_tokens = std::collections::HashMap::new();
     for n in 0..12 {
         let method = if n % 2 == 0 { "sbp" } else { "card2card" };
-        post(format!("ok-{n}"), &format!("{}", 1000 + n * 10), method).await;
+        let url = post(format!("ok-{n}"), &format!("{}", 1000 + n * 10), method).await;
+        payment_tokens.insert(
+            format!("ok-{n}"),
+            url.rsplit('/').next().unwrap().to_owned(),
+        );
     }
     post("too-big".into(), "150000", "sbp").await; // above every requisite's maximum
     post("review".into(), "400000", "sbp").await; // above the review threshold
@@ -158,7 +175,140 @@ async fn pay_ins_are_screened_routed_and_assigned() {
     .fetch_one(&db.pool)
     .await
     .unwrap();
-    assert_eq!(assigned, 12);
+    assert_eq!(assigned, 13, "twelve orders and the warm-up");
+
+    // Customers of the first six confirm on the payment page (its JSON variant); they see the
+    // full number they must pay to.
+    for n in 0..6 {
+        let token = &payment_tokens[&format!("ok-{n}")];
+        let page: Value = client
+            .get(format!("{}/api/v1/payment/{token}", app.ingest))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            (page["status"].as_str(), page["can_confirm"].as_bool()),
+            (Some("assigned"), Some(true)),
+            "{page}"
+        );
+        assert!(
+            !page["requisite"]["number"].as_str().unwrap().contains('*'),
+            "the payer sees the whole number"
+        );
+        let confirmed = client
+            .post(format!("{}/api/v1/payment/{token}/confirm", app.ingest))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(confirmed.status().as_u16(), 202);
+    }
+    for n in 0..6 {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while status_of(&client, &app.ingest, key, &format!("ok-{n}")).await["status"]
+            != "client_confirmed"
+        {
+            assert!(Instant::now() < deadline, "ok-{n} not client_confirmed");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    // Every demo trader confirms the money arrived for each of his open orders.
+    let mut confirmed = 0;
+    for n in 1..=6 {
+        let login: Value = client
+            .post(format!("{}/api/auth/trader/login", app.admin))
+            .json(&json!({"login": format!("demo-trader-{n}"), "password": DEMO_PASSWORD}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = login["token"].as_str().unwrap();
+        let open: Value = client
+            .get(format!("{}/api/trader/orders", app.admin))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for order in open.as_array().unwrap() {
+            let id = order["order_id"].as_str().unwrap();
+            let answer = client
+                .post(format!("{}/api/trader/orders/{id}/confirm", app.admin))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status().as_u16(), 202);
+            confirmed += 1;
+        }
+    }
+    assert_eq!(confirmed, 13, "twelve orders and the warm-up");
+    for n in 0..12 {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while status_of(&client, &app.ingest, key, &format!("ok-{n}")).await["status"]
+            != "completed"
+        {
+            assert!(Instant::now() < deadline, "ok-{n} not completed");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    // The ledger: one balanced pay-in transfer per completed order, the store credited
+    // C·(1 − s) for each (s = 3.0 % for sbp, 3.5 % for card to card in the demo).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM ledger_transfers WHERE kind = 'pay_in'")
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        if n == 13 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{n} of 13 transfers journaled");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let unbalanced: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT transfer_id FROM ledger_entries GROUP BY transfer_id, currency HAVING sum(amount) <> 0) t",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(unbalanced, 0);
+    let store_balance: rust_decimal::Decimal = sqlx::query_scalar(
+        "SELECT b.balance FROM ledger_balances b JOIN ledger_accounts a ON a.id = b.account_id
+         WHERE a.owner_kind = 'store' AND a.owner_id = $1::uuid AND a.kind = 'available'",
+    )
+    .bind(store)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    let mut expected = rust_decimal::Decimal::ZERO;
+    for n in 0..12 {
+        let fiat = rust_decimal::Decimal::from(1000 + n * 10);
+        let c = (fiat / rust_decimal::Decimal::new(925, 1)).round_dp(6);
+        let s = if n % 2 == 0 {
+            rust_decimal::Decimal::new(30, 3)
+        } else {
+            rust_decimal::Decimal::new(35, 3)
+        };
+        expected += c * (rust_decimal::Decimal::ONE - s);
+    }
+    // The warm-up order: 777 RUB by account transfer, s = 2.5 %.
+    let warm_up =
+        (rust_decimal::Decimal::from(777) / rust_decimal::Decimal::new(925, 1)).round_dp(6);
+    expected += warm_up * (rust_decimal::Decimal::ONE - rust_decimal::Decimal::new(25, 3));
+    let difference = (store_balance - expected).abs();
+    assert!(
+        difference <= rust_decimal::Decimal::new(13, 6),
+        "store balance {store_balance}, expected about {expected}"
+    );
+
     app.terminate();
     db.drop_database().await;
 }

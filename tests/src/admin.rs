@@ -65,7 +65,9 @@ impl AdminApp {
         let broker = broker(BrokerKind::Embedded).await;
         broker.ensure_topics(TOPICS).await.expect("topics");
         let schemas = SchemaRegistry::builtin().unwrap();
-        let state = AppState::new(&settings(), db.pool.clone(), schemas.clone()).expect("state");
+        let state = AppState::new(&settings(), db.pool.clone(), schemas.clone())
+            .expect("state")
+            .with_commands(RecordProducer::new(&broker, schemas.clone(), "test-admin").unwrap());
         jivapay_admin::seed::reference(&state)
             .await
             .expect("reference data");

@@ -64,6 +64,48 @@ async fn a_payin_is_created_once_and_repeats_are_recognised() {
         409
     );
 
+    let token = payment_url.rsplit('/').next().unwrap();
+    let (status, page) = gateway.get(None, &format!("/api/v1/payment/{token}")).await;
+    assert_eq!(
+        (
+            status,
+            page["status"].as_str(),
+            page["can_confirm"].as_bool()
+        ),
+        (200, Some("created"), Some(false)),
+        "{page}"
+    );
+    assert!(
+        page["requisite"].is_null(),
+        "no requisite before assignment"
+    );
+    let (status, page) = gateway
+        .get(None, "/api/v1/payment/not-a-real-token-at-all")
+        .await;
+    assert_eq!(
+        (status, page["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    let (status, page) = gateway
+        .post(None, &format!("/api/v1/payment/{token}/confirm"), json!({}))
+        .await;
+    assert_eq!(
+        (status, page["error"]["code"].as_str()),
+        (409, Some("not_confirmable")),
+        "only an assigned order"
+    );
+    let html = gateway
+        .client
+        .get(format!("{}/pay/{token}", gateway.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(html.status().as_u16(), 200);
+    assert!(html
+        .text()
+        .await
+        .unwrap()
+        .contains("Preparing your payment"));
     let (status, by_id) = gateway
         .get(key, &format!("/api/v1/orders/{order_id}"))
         .await;

@@ -9,6 +9,7 @@ mod requisites;
 mod settings;
 pub mod stores;
 mod teams;
+mod trader_orders;
 mod traders;
 mod users;
 
@@ -23,6 +24,7 @@ pub fn router() -> Router<AppState> {
         .merge(stores::router())
         .merge(teams::router())
         .merge(traders::router())
+        .merge(trader_orders::router())
         .merge(requisites::router())
         .merge(reference::router())
         .merge(settings::router())

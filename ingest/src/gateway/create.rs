@@ -199,8 +199,8 @@ pub async fn create_payin(
         .unwrap_or_else(|_| chrono::Duration::minutes(15));
     let first: Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
         "INSERT INTO gateway_requests (store_id, external_order_id, order_id, direction, request_hash, fiat_amount,
-             fiat_currency, payment_method, expires_at)
-         VALUES ($1, $2, $3, 'pay_in', $4, $5, $6, $7, now() + $8)
+             fiat_currency, payment_method, expires_at, payment_token)
+         VALUES ($1, $2, $3, 'pay_in', $4, $5, $6, $7, now() + $8, $9)
          ON CONFLICT (store_id, external_order_id) DO NOTHING
          RETURNING created_at, expires_at",
     )
@@ -212,6 +212,7 @@ pub async fn create_payin(
     .bind(&payin.currency)
     .bind(&payin.payment_method)
     .bind(window)
+    .bind(payment_token(&state, order_id))
     .fetch_optional(&state.pool)
     .await?;
     let (status, created_at, expires_at) = match first {

@@ -1,8 +1,10 @@
-//! The gateway API for stores: create a pay-in, read an order's status.
+//! The gateway API for stores: create a pay-in, read an order's status; and the payment page's
+//! JSON variant, by token (no API key: the token is the credential).
 
 mod create;
 mod status;
 
+use crate::payment_page::{confirm, view};
 use crate::state::IngestState;
 use axum::routing::{get, post};
 use axum::Router;
@@ -15,4 +17,6 @@ pub fn router() -> Router<IngestState> {
             "/orders/external/{external_order_id}",
             get(status::by_external_id),
         )
+        .route("/payment/{token}", get(view::json))
+        .route("/payment/{token}/confirm", post(confirm::confirm_json))
 }

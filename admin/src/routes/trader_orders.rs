@@ -1,0 +1,176 @@
+//! The trader's own orders: list the open ones with the requisite and amount, confirm that the
+//! money arrived, or report that it did not. A confirmation becomes a command for the trader
+//! book (`trader.commands`, key = trader), which owns the order's state and decides; the API
+//! answers 202 once the command is on the topic. Command ids derive from the order, so a
+//! repeated click is one command.
+
+use crate::auth::Authorized;
+use crate::need;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use jivapay_platform::http::error::{ApiError, ApiResult};
+use jivapay_platform::http::json::Body;
+use jivapay_schemas::records::{TraderCommand, TraderCommandKind};
+use jivapay_schemas::topics::TRADER_COMMANDS;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+need!(TraderOrders, "trader_orders", "use", [Trader]);
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/trader/orders", get(list))
+        .route("/trader/orders/{id}/confirm", post(confirm))
+        .route(
+            "/trader/orders/{id}/report-non-payment",
+            post(report_non_payment),
+        )
+}
+
+/// Namespace of the command ids derived here.
+const COMMAND_NAMESPACE: Uuid = Uuid::from_u128(0x2f6a_9b31_7e0c_4d55_8c2e_41a9_6b7d_03f1);
+
+#[derive(Debug, Serialize, sqlx::FromRow)]
+struct OpenOrder {
+    order_id: Uuid,
+    status: String,
+    amount: Option<Decimal>,
+    currency: String,
+    payment_method: String,
+    crypto_amount: Option<Decimal>,
+    requisite_id: Option<Uuid>,
+    requisite_masked: Option<String>,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    auth: Authorized<TraderOrders>,
+) -> ApiResult<Json<Vec<OpenOrder>>> {
+    let trader = auth
+        .caller
+        .trader_id
+        .ok_or_else(|| ApiError::forbidden("only traders have orders"))?;
+    let orders = sqlx::query_as(
+        "SELECT o.id AS order_id, o.status, o.fiat_amount AS amount, o.fiat_currency AS currency, o.payment_method,
+                o.crypto_amount, o.requisite_id,
+                CASE WHEN r.kind = 'card' THEN r.number_first6 || '******' || r.number_last4 ELSE '****' || r.number_last4 END
+                    AS requisite_masked,
+                o.expires_at, o.created_at
+         FROM orders o LEFT JOIN requisites r ON r.id = o.requisite_id
+         WHERE o.trader_id = $1 AND o.status IN ('assigned', 'client_confirmed', 'disputed')
+         ORDER BY o.created_at LIMIT 500",
+    )
+    .bind(trader)
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(orders))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Report {
+    reason: Option<String>,
+}
+
+/// Sends `kind` for one of the caller's open orders in one of `allowed` statuses.
+async fn command(
+    state: &AppState,
+    auth: &Authorized<TraderOrders>,
+    order_id: Uuid,
+    kind: TraderCommandKind,
+    allowed: &[&str],
+    reason: Option<String>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let trader = auth
+        .caller
+        .trader_id
+        .ok_or_else(|| ApiError::forbidden("only traders have orders"))?;
+    let status: Option<String> =
+        sqlx::query_scalar("SELECT status FROM orders WHERE id = $1 AND trader_id = $2")
+            .bind(order_id)
+            .bind(trader)
+            .fetch_optional(&state.pool)
+            .await?;
+    let status = status.ok_or_else(|| ApiError::not_found("order"))?;
+    if !allowed.contains(&status.as_str()) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "invalid_order_state",
+            format!("the order is {status}"),
+        ));
+    }
+    let producer = state.commands.as_ref().ok_or_else(ApiError::internal)?;
+    let name = format!("{kind:?}");
+    let command = TraderCommand {
+        command_id: Uuid::new_v5(&COMMAND_NAMESPACE, format!("{order_id}:{name}").as_bytes()),
+        trader_id: trader,
+        order_id: Some(order_id),
+        kind,
+        amount: None,
+        resolution: None,
+        receipt_key: None,
+        actor_id: Some(auth.caller.user_id),
+        actor_role: Some("trader".into()),
+        reason,
+        issued_at: chrono::Utc::now().timestamp_millis(),
+    };
+    producer
+        .send(TRADER_COMMANDS, &trader.to_string(), &command)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "trader.commands produce failed");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "try again in a moment",
+            )
+        })?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"order_id": order_id, "command": name})),
+    ))
+}
+
+async fn confirm(
+    State(state): State<AppState>,
+    auth: Authorized<TraderOrders>,
+    Path(order_id): Path<Uuid>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    command(
+        &state,
+        &auth,
+        order_id,
+        TraderCommandKind::TraderConfirmed,
+        &["assigned", "client_confirmed"],
+        None,
+    )
+    .await
+}
+
+async fn report_non_payment(
+    State(state): State<AppState>,
+    auth: Authorized<TraderOrders>,
+    Path(order_id): Path<Uuid>,
+    Body(report): Body<Report>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let reason = report
+        .reason
+        .map(|r| crate::validate::text("reason", &r, 500))
+        .transpose()?;
+    command(
+        &state,
+        &auth,
+        order_id,
+        TraderCommandKind::ReportNonPayment,
+        &["client_confirmed"],
+        reason,
+    )
+    .await
+}

@@ -1,0 +1,185 @@
+//! The payment page itself: server-rendered HTML, no front-end build. It refreshes itself while
+//! a requisite is being found or the trader is confirming, shows the requisite and a countdown
+//! while the customer can pay, and says so when the payment is complete or has expired.
+
+use super::view::{load, PaymentView};
+use crate::state::IngestState;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use std::collections::HashMap;
+
+/// Escapes text for HTML.
+fn esc(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '&' => "&amp;".to_owned(),
+            '<' => "&lt;".to_owned(),
+            '>' => "&gt;".to_owned(),
+            '"' => "&quot;".to_owned(),
+            '\'' => "&#39;".to_owned(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+fn layout(title: &str, refresh_secs: Option<u32>, body: &str) -> String {
+    let refresh = refresh_secs
+        .map(|s| format!(r#"<meta http-equiv="refresh" content="{s}">"#))
+        .unwrap_or_default();
+    format!(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">{refresh}
+<title>{title}</title>
+<style>
+body{{font-family:system-ui,sans-serif;max-width:32rem;margin:2rem auto;padding:0 1rem;color:#1b1f24}}
+.card{{border:1px solid #d0d7de;border-radius:12px;padding:1.25rem;margin:1rem 0}}
+.amount{{font-size:2rem;font-weight:700}} .number{{font-family:monospace;font-size:1.4rem;letter-spacing:.05em}}
+.muted{{color:#57606a}} button{{font-size:1.1rem;padding:.7rem 1.2rem;border-radius:8px;border:0;background:#1f6feb;color:#fff;cursor:pointer}}
+</style></head><body><h1>{title}</h1>{body}</body></html>"#,
+        title = esc(title)
+    )
+}
+
+fn amount(view: &PaymentView) -> String {
+    let value = view
+        .amount
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "—".into());
+    format!(
+        r#"<div class="amount" id="amount">{} {}</div>"#,
+        esc(&value),
+        esc(&view.currency)
+    )
+}
+
+fn render(view: &PaymentView, token: &str, just_confirmed: bool) -> String {
+    match view.status.as_str() {
+        "created" => layout(
+            "Preparing your payment",
+            Some(2),
+            &format!(
+                r#"{}<p class="muted" id="state">Finding a way for you to pay… this page updates by itself.</p>"#,
+                amount(view)
+            ),
+        ),
+        "assigned" if view.can_confirm => {
+            let requisite = view.requisite.as_ref();
+            let field = |label: &str, value: &str, id: &str| {
+                format!(
+                    r#"<p><span class="muted">{}</span><br><span id="{id}" class="{}">{}</span></p>"#,
+                    esc(label),
+                    if id == "number" { "number" } else { "" },
+                    esc(value)
+                )
+            };
+            let details = requisite
+                .map(|r| {
+                    format!(
+                        "{}{}{}",
+                        field(
+                            &format!("{} ({})", view.payment_method, r.kind),
+                            &r.number,
+                            "number"
+                        ),
+                        field("Recipient", &r.holder_name, "holder"),
+                        field("Bank", r.bank.as_deref().unwrap_or("—"), "bank")
+                    )
+                })
+                .unwrap_or_default();
+            layout(
+                "Pay by bank transfer",
+                None,
+                &format!(
+                    r#"{amount}<div class="card">{details}</div>
+<p class="muted">Time left: <strong id="countdown" data-seconds="{secs}">{mm}:{ss:02}</strong> (until {until} UTC)</p>
+<form method="post" action="/pay/{token}/confirm"><button id="paid" type="submit">I have paid</button></form>
+<script>
+(function(){{var el=document.getElementById('countdown');var s=+el.dataset.seconds;
+setInterval(function(){{if(s>0)s--;el.textContent=Math.floor(s/60)+':'+String(s%60).padStart(2,'0');if(s===0)location.reload();}},1000);}})();
+</script>"#,
+                    amount = amount(view),
+                    secs = view.seconds_left,
+                    mm = view.seconds_left / 60,
+                    ss = view.seconds_left % 60,
+                    until = view.expires_at.format("%H:%M:%S"),
+                    token = esc(token),
+                ),
+            )
+        }
+        "client_confirmed" | "assigned" => layout(
+            "Thank you — checking your payment",
+            Some(3),
+            &format!(
+                r#"{}<p id="state">{}We are waiting for the recipient to confirm that the money arrived. This page updates by itself.</p>"#,
+                amount(view),
+                if just_confirmed {
+                    "Your confirmation was received. "
+                } else {
+                    ""
+                }
+            ),
+        ),
+        "completed" => layout(
+            "Payment received",
+            None,
+            &format!(
+                r#"{}<p id="state">The payment is complete. You can close this page.</p>"#,
+                amount(view)
+            ),
+        ),
+        "expired" => layout(
+            "This payment has expired",
+            None,
+            r#"<p id="state">The time to pay has run out. Please start a new payment from the shop.</p>"#,
+        ),
+        "disputed" => layout(
+            "Payment under review",
+            None,
+            r#"<p id="state">The payment is being checked by our support team.</p>"#,
+        ),
+        "review" => layout(
+            "Payment under review",
+            None,
+            r#"<p id="state">This payment is being reviewed. The shop will let you know.</p>"#,
+        ),
+        _ => layout(
+            "This payment is closed",
+            None,
+            r#"<p id="state">This payment can no longer be made. Please return to the shop.</p>"#,
+        ),
+    }
+}
+
+pub async fn page(
+    State(state): State<IngestState>,
+    Path(token): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    match load(&state, &token).await {
+        Ok(view) => Html(render(&view, &token, query.contains_key("confirmed"))).into_response(),
+        Err(e) if e.status == StatusCode::NOT_FOUND => (
+            StatusCode::NOT_FOUND,
+            Html(layout(
+                "Payment not found",
+                None,
+                "<p>This payment link is not valid.</p>",
+            )),
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_escaped() {
+        assert_eq!(
+            esc(r#"<a href="x">&'"#),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+}
