@@ -2,7 +2,9 @@
 //!
 //! - Input: `orders.requested` (key = store id) and `store.postings` (key = store id).
 //! - Output: `orders.events` (key = order id): CREATED, REVIEW or REJECTED, each with sequence 1;
-//!   and, for a CREATED order only, `orders.screened` (key = pool) to the router.
+//!   and, for a CREATED order only, `orders.screened` (key = pool) to the router. CREATED
+//!   carries `expires_at = requested_at + orders.payment_window_secs`, the expiry the gateway
+//!   promised and the trader book's timer fires at.
 //! - State (owned by the store's partition): the ids of recent orders (deduplication), the
 //!   velocity windows of the store and of each of its customers, and the store's balance and
 //!   holds per currency built from its postings (pay-outs and withdrawals will spend it).

@@ -194,8 +194,13 @@ fn outputs(
         ),
     };
     let accepted = kind == OrderEventKind::Created;
-    let expires_at =
-        accepted.then(|| now.saturating_add(settings.payment_window_secs.saturating_mul(1000)));
+    // What the gateway promised the merchant: the window runs from the request, so the
+    // trader book's timer states the same instant, and a replay screened later states it too.
+    let expires_at = accepted.then(|| {
+        order
+            .requested_at
+            .saturating_add(settings.payment_window_secs.saturating_mul(1000))
+    });
     let event = OrderEvent {
         event_id: derived_id(&[order.order_id.as_bytes(), name.as_bytes()]),
         order_id: order.order_id,

@@ -14,6 +14,11 @@ pub const STORE_ORDERS_PER_MINUTE: &str = "fraud.velocity.store_orders_per_minut
 pub const CUSTOMER_ORDERS_PER_HOUR: &str = "fraud.velocity.customer_orders_per_hour";
 pub const PAYMENT_WINDOW_SECS: &str = "orders.payment_window_secs";
 
+/// The catalogue's default and lower bound of the payment window (the gateway applies the
+/// same two when it reads the setting).
+pub const DEFAULT_PAYMENT_WINDOW_SECS: i64 = 900;
+pub const MIN_PAYMENT_WINDOW_SECS: i64 = 60;
+
 /// What fraud needs from the settings, read once per order (settings change without restart).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FraudSettings {
@@ -25,7 +30,7 @@ pub struct FraudSettings {
     pub store_orders_per_minute: usize,
     /// Orders one customer of a store may create in an hour; the next ones go to review.
     pub customer_orders_per_hour: usize,
-    /// Time the customer has to pay and confirm a pay-in.
+    /// Time the customer has to pay and confirm a pay-in, from the order's `requested_at`.
     pub payment_window_secs: i64,
 }
 
@@ -37,7 +42,7 @@ impl Default for FraudSettings {
             deny_threshold: Decimal::new(100_000_000, 2),
             store_orders_per_minute: 6000,
             customer_orders_per_hour: 20,
-            payment_window_secs: 900,
+            payment_window_secs: DEFAULT_PAYMENT_WINDOW_SECS,
         }
     }
 }
@@ -61,9 +66,20 @@ impl FraudSettings {
                 1,
                 d.customer_orders_per_hour as i64,
             ) as usize,
-            payment_window_secs: integer(master, PAYMENT_WINDOW_SECS, 1, d.payment_window_secs),
+            payment_window_secs: payment_window_secs(master),
         }
     }
+}
+
+/// The payment window, read by every stage that states an order's expiry (fraud on CREATED,
+/// the trader book for its timer) in this one way, so that they state the same instant.
+pub fn payment_window_secs(master: &dyn MasterData) -> i64 {
+    integer(
+        master,
+        PAYMENT_WINDOW_SECS,
+        MIN_PAYMENT_WINDOW_SECS,
+        DEFAULT_PAYMENT_WINDOW_SECS,
+    )
 }
 
 fn value(master: &dyn MasterData, key: &str) -> Option<Value> {

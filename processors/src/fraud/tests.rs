@@ -106,8 +106,8 @@ fn an_ordinary_order_is_created_and_screened_for_its_pool() {
     assert_eq!(e.customer_id.as_deref(), Some("c1"));
     assert_eq!(
         e.expires_at,
-        Some(T0 + 7 + 900_000),
-        "default payment window 900 s from now"
+        Some(T0 + 900_000),
+        "default payment window 900 s from the request, not from screening"
     );
     assert_eq!(e.reason_code, None);
     assert_eq!(e.occurred_at, T0 + 7);
@@ -124,9 +124,26 @@ fn an_ordinary_order_is_created_and_screened_for_its_pool() {
 fn the_payment_window_comes_from_the_setting() {
     let md = master();
     set(&md, "orders.payment_window_secs", "120");
-    let mut p = FraudProcessor::new(md);
-    let out = run(&mut p, order(1, Some("10.00"), None, T0), T0);
+    let mut p = FraudProcessor::new(md.clone());
+    let out = run(&mut p, order(1, Some("10.00"), None, T0), T0 + 5_000);
     assert_eq!(event(&out).expires_at, Some(T0 + 120_000));
+    // Below the catalogue's minimum (admin refuses it; the gateway applies it too).
+    set(&md, "orders.payment_window_secs", "-5");
+    let out = run(&mut p, order(2, Some("10.00"), None, T0), T0);
+    assert_eq!(event(&out).expires_at, Some(T0 + 60_000));
+}
+
+#[test]
+fn the_expiry_is_the_same_when_the_order_is_screened_again_later() {
+    // Fraud crashed before its changelog covered the order: a fresh instance screens it again
+    // from the input, minutes later. The merchant was promised one expiry; it must not move.
+    let md = master();
+    let o = order(1, Some("10.00"), None, T0);
+    let first = run(&mut FraudProcessor::new(md.clone()), o.clone(), T0 + 10);
+    let again = run(&mut FraudProcessor::new(md), o, T0 + 300_000);
+    assert_eq!(event(&first).expires_at, Some(T0 + 900_000));
+    assert_eq!(event(&again).expires_at, event(&first).expires_at);
+    assert_eq!(event(&again).event_id, event(&first).event_id);
 }
 
 #[test]
@@ -667,6 +684,18 @@ proptest! {
             let within = created[i..].iter().take_while(|t| **t < start + 60_000).count();
             prop_assert!(within <= 4, "{} created within 60 s from {}", within, start);
         }
+    }
+
+    /// A CREATED order expires `orders.payment_window_secs` after its request, however late
+    /// it is screened.
+    #[test]
+    fn created_expires_a_window_after_the_request(late_ms in 0i64..3_600_000, window_secs in 60i64..86_400) {
+        let md = master();
+        set(&md, "orders.payment_window_secs", &window_secs.to_string());
+        let mut p = FraudProcessor::new(md);
+        let out = run(&mut p, order(1, Some("10.00"), None, T0), T0 + late_ms);
+        prop_assert_eq!(verdict(&out).0, OrderStatus::Created);
+        prop_assert_eq!(event(&out).expires_at, Some(T0 + window_secs * 1000));
     }
 
     /// The amount rules alone, against a direct statement of them.

@@ -19,6 +19,8 @@ pub const SEC: Millis = 1000;
 pub const TRADER: Uuid = Uuid::from_u128(0x100);
 pub const STORE: Uuid = Uuid::from_u128(0x50);
 pub const POOL: &str = "RUB:sbp";
+/// When the store requested the orders of [`routed`]: the payment window runs from here.
+pub const REQUESTED_AT: Millis = T0 - 10 * SEC;
 
 pub fn d(s: &str) -> Decimal {
     Decimal::from_str(s).unwrap_or_else(|_| panic!("test decimal {s}"))
@@ -177,13 +179,20 @@ pub fn routed(n: u128, fiat: &str) -> OrderRouted {
         crypto_amount: (fiat / d("100")).round_dp(6),
         excluded_traders: Vec::new(),
         attempt: 1,
-        requested_at: T0 - 10 * SEC,
+        requested_at: REQUESTED_AT,
         routed_at: T0 - SEC,
     }
 }
 
 pub fn on_requisite(mut r: OrderRouted, n: u128) -> OrderRouted {
     r.requisite_id = requisite_id(n);
+    r
+}
+
+/// `r` as requested at `at` (and routed a second later).
+pub fn requested(mut r: OrderRouted, at: Millis) -> OrderRouted {
+    r.requested_at = at;
+    r.routed_at = at + SEC;
     r
 }
 

@@ -8,6 +8,7 @@ use super::machine::{transition, OrderAction, OrderState};
 use super::records::{self, Reason};
 use super::settings::BookSettings;
 use super::state::{OpenOrder, TraderState, Usage};
+use super::transfers::{self, DepositMove};
 use crate::core::{Emit, Millis};
 use jivapay_schemas::records::{
     OrderRouted, OrderStatus, PostingKind, RequisiteUsage, Trader, TraderCapacity, TraderCommand,
@@ -22,6 +23,9 @@ pub const ASSIGNED_SEQUENCE: i32 = 2;
 
 /// The currency of every trader deposit.
 pub const DEPOSIT_CURRENCY: &str = "USDT";
+
+/// Decimal places of USDT amounts in the ledger.
+const USDT_PLACES: u32 = 6;
 
 /// What became of an input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +76,14 @@ pub fn on_routed(
     let order = OpenOrder {
         state: OrderState::Assigned,
         sequence: ASSIGNED_SEQUENCE,
-        deadline: Some(ctx.now.saturating_add(ctx.settings.payment_window_ms)),
+        // The window the gateway promised the merchant and fraud announced on CREATED runs
+        // from the request, not from here: every stage states the same expiry, and a replay
+        // processed later states it again.
+        deadline: Some(
+            routed
+                .requested_at
+                .saturating_add(ctx.settings.payment_window_ms),
+        ),
         requisite_id: routed.requisite_id,
         store_id: routed.store_id,
         external_order_id: routed.external_order_id.clone(),
@@ -141,17 +152,31 @@ pub fn on_command(
             Reason::code("cancelled", detail),
             out,
         ),
-        // The ledger transfer of a deposit or withdrawal is not the book's to write (see the
-        // module notes): the book only moves its balance, and the capacity follows.
-        TraderCommandKind::Deposit => positive(command.amount).and_then(|amount| {
+        // The book owns the deposit, so it writes the ledger transfer of what it applied:
+        // the ledger's balance of the trader then equals the book's (see [`transfers`]).
+        TraderCommandKind::Deposit => usdt_amount(command.amount).and_then(|amount| {
             state.balance = state.balance.checked_add(amount).ok_or("amount_overflow")?;
+            out.push(Emit::Transfer(transfers::deposit_transfer(
+                ctx.trader_id,
+                command.command_id,
+                DepositMove::In,
+                amount,
+                ctx.now,
+            )));
             Ok(())
         }),
-        TraderCommandKind::Withdraw => positive(command.amount).and_then(|amount| {
+        TraderCommandKind::Withdraw => usdt_amount(command.amount).and_then(|amount| {
             if amount > state.free_deposit() {
                 return Err("insufficient_free_deposit");
             }
             state.balance = state.balance.checked_sub(amount).ok_or("amount_overflow")?;
+            out.push(Emit::Transfer(transfers::deposit_transfer(
+                ctx.trader_id,
+                command.command_id,
+                DepositMove::Out,
+                amount,
+                ctx.now,
+            )));
             Ok(())
         }),
         // Dispute resolution belongs to a later stage of the product.
@@ -175,9 +200,11 @@ fn order_command(
     advance(state, ctx, order_id, action, reason, out)
 }
 
-fn positive(amount: Option<Decimal>) -> Result<Decimal, &'static str> {
+/// A positive USDT amount with at most 6 places: the ledger's amounts have 6, so a finer one
+/// could not be written there and the book's balance would part from the ledger's.
+fn usdt_amount(amount: Option<Decimal>) -> Result<Decimal, &'static str> {
     amount
-        .filter(|a| *a > Decimal::ZERO)
+        .filter(|a| *a > Decimal::ZERO && a.normalize().scale() <= USDT_PLACES)
         .ok_or("invalid_amount")
 }
 

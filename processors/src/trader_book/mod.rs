@@ -5,8 +5,8 @@
 //!   co-partitioned) and the `traders` and `settings` tables.
 //! - **Writes** `orders.events` (ASSIGNED, CLIENT_CONFIRMED, COMPLETED, CANCELLED, EXPIRED,
 //!   DISPUTED), `orders.screened` (a refused order goes back to its router with this trader
-//!   excluded and `attempt + 1`) and `trader.capacity` (whenever what the router sees of the
-//!   trader changed).
+//!   excluded and `attempt + 1`), `ledger.transfers` (deposits and withdrawals, key = transfer
+//!   id) and `trader.capacity` (whenever what the router sees of the trader changed).
 //! - **State key**: trader id; the value is the trader's [`TraderState`] as JSON.
 //! - **Guarantees**: an order is accepted only if every requisite limit and the free deposit
 //!   (balance − holds) allow it, as the book knows them, so the deposit is never over-held
@@ -14,11 +14,17 @@
 //!   once (replays are recognised); every event has a deterministic id
 //!   (`derived_id([order id, kind])`) and a per-order sequence (ASSIGNED = 2); timers fire
 //!   from the book's own state at the time the runtime gives, before any input of the trader.
+//! - **Expiry**: the payment window runs from the order's `requested_at`, as the gateway
+//!   promised the merchant and fraud announced on CREATED, so all three state the same
+//!   `expires_at` and a replay states it again; the trader's confirmation timeout runs from
+//!   the customer's confirmation.
 //!
 //! Money flows: the book places a hold at assignment and releases it itself on cancellation
-//! or expiry; a completed order's hold stays until commissions sends CAPTURE. Deposits and
-//! withdrawals move the book's balance only: writing their ledger transfer is left to the
-//! stage that owns the ledger.
+//! or expiry; a completed order's hold stays until commissions sends CAPTURE. A hold is the
+//! book's reservation, not a ledger transfer. Deposits and withdrawals move the book's balance
+//! and are written to the ledger by the book (debit or credit of the trader's AVAILABLE
+//! against the external SETTLEMENT account), so that the trader's AVAILABLE + HOLD in the
+//! ledger always equals the book's balance once the postings of commissions are applied.
 
 mod calendar;
 mod eligibility;
@@ -28,9 +34,14 @@ mod processor;
 mod records;
 mod settings;
 mod state;
+mod transfers;
 
 #[cfg(test)]
+mod expiry_tests;
+#[cfg(test)]
 mod fixtures;
+#[cfg(test)]
+mod ledger_proptests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
@@ -44,3 +55,4 @@ pub use processor::TraderBookProcessor;
 pub use records::{kind_name, REFUSED_BY_TRADER_BOOK};
 pub use settings::BookSettings;
 pub use state::{OpenOrder, TraderState, Usage, RECENT_IDS};
+pub use transfers::{deposit_transfer, transfer_id, DepositMove};

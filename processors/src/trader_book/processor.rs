@@ -1,5 +1,6 @@
 //! The trader book as a [`Processor`]: routes each input to its trader's state, fires due
-//! timers first (so the result does not depend on how often the runtime ticks), publishes a
+//! timers first (so the result does not depend on how often the runtime ticks) and again
+//! after the input (an order can be routed past its payment window), publishes a
 //! capacity whenever what the router sees changed, and tracks which traders to write to the
 //! changelog.
 
@@ -57,8 +58,8 @@ impl TraderBookProcessor {
         (out, outcome.unwrap_or(Outcome::NotForThisBook))
     }
 
-    /// Fires `trader_id`'s due timers, then `handle`, then publishes a capacity if the
-    /// router's view of the trader changed.
+    /// Fires `trader_id`'s due timers, then `handle`, then the timers `handle` made due, then
+    /// publishes a capacity if the router's view of the trader changed.
     fn run(
         &mut self,
         trader_id: Uuid,
@@ -85,7 +86,11 @@ impl TraderBookProcessor {
         let mut out = Vec::new();
         let fired = handlers::fire_due(state, &ctx, &mut out);
         let outcome = handle(state, &ctx, &mut out);
-        let mut touched = fired || matches!(outcome, Some(Outcome::Applied | Outcome::Refused(_)));
+        // An order routed after its payment window (a backlog longer than the window) is due
+        // at once: it expires in the same step rather than at whichever tick comes next.
+        let fired_after = handlers::fire_due(state, &ctx, &mut out);
+        let mut touched =
+            fired || fired_after || matches!(outcome, Some(Outcome::Applied | Outcome::Refused(_)));
 
         let after = handlers::capacity_view(state, &requisites, window);
         if after != before || state.needs_new_day_capacity(window) {

@@ -11,11 +11,13 @@ use uuid::Uuid;
 
 #[derive(Debug, Clone)]
 enum Op {
-    /// A routed order of `fiat_units * 50` RUB (few distinct amounts, so duplicates happen).
+    /// A routed order of `fiat_units * 50` RUB (few distinct amounts, so duplicates happen),
+    /// requested `late_secs` before it is routed (past the 600 s window now and then).
     Route {
         requisite: u8,
         fiat_units: u32,
         crypto_cents: u32,
+        late_secs: u32,
     },
     /// A command about an assigned order (one time in five: about any routed order).
     Command {
@@ -48,9 +50,10 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (0..5u8, 2..40u32, 1..40_000u32).prop_map(|(requisite, fiat_units, crypto_cents)| {
-            Op::Route { requisite, fiat_units, crypto_cents }
-        }),
+        4 => (0..5u8, 2..40u32, 1..40_000u32, prop_oneof![9 => 0..60u32, 1 => 500..700u32])
+            .prop_map(|(requisite, fiat_units, crypto_cents, late_secs)| {
+                Op::Route { requisite, fiat_units, crypto_cents, late_secs }
+            }),
         4 => (0..4u8, 0..200usize).prop_map(|(kind, order)| Op::Command { kind, order }),
         1 => (1..50_000u32).prop_map(|cents| Op::Deposit { cents }),
         1 => (1..50_000u32).prop_map(|cents| Op::Withdraw { cents }),
@@ -117,10 +120,12 @@ impl Driver {
                 requisite,
                 fiat_units,
                 crypto_cents,
+                late_secs,
             } => {
                 let n = self.id();
                 // 0: a requisite master data does not know; 1–2 and 3–4: requisites 1 and 2.
                 let mut r = on_requisite(routed(n, "100"), u128::from(requisite.div_ceil(2)));
+                r = requested(r, self.now - Millis::from(late_secs) * SEC);
                 r.fiat_amount = Decimal::from(fiat_units * 50);
                 r.crypto_amount = cents(crypto_cents);
                 self.routed.push(r.order_id);

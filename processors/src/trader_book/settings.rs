@@ -3,14 +3,14 @@
 
 use super::calendar::DEFAULT_TIME_ZONE;
 use crate::core::MasterData;
+use crate::fraud::settings::payment_window_secs;
 
-const PAYMENT_WINDOW: (&str, i64) = ("orders.payment_window_secs", 900);
 const CONFIRMATION_TIMEOUT: (&str, i64) = ("orders.trader_confirmation_timeout_secs", 1800);
 const TIME_ZONE: &str = "limits.time_zone";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BookSettings {
-    /// Time the customer has to pay and confirm, from assignment.
+    /// Time the customer has to pay and confirm, from the order's `requested_at`.
     pub payment_window_ms: i64,
     /// Time the trader has to confirm, from the customer's confirmation.
     pub confirmation_timeout_ms: i64,
@@ -21,7 +21,8 @@ pub struct BookSettings {
 impl BookSettings {
     pub fn read(master: &dyn MasterData) -> BookSettings {
         BookSettings {
-            payment_window_ms: secs(master, PAYMENT_WINDOW).saturating_mul(1000),
+            // Read exactly as fraud reads it: both state the order's expiry.
+            payment_window_ms: payment_window_secs(master).saturating_mul(1000),
             confirmation_timeout_ms: secs(master, CONFIRMATION_TIMEOUT).saturating_mul(1000),
             time_zone: master
                 .setting(TIME_ZONE)
@@ -81,6 +82,21 @@ mod tests {
         assert_eq!(s.payment_window_ms, 120_000);
         assert_eq!(s.confirmation_timeout_ms, 600_000);
         assert_eq!(s.time_zone, "UTC");
+    }
+
+    #[test]
+    fn the_payment_window_is_read_as_fraud_reads_it() {
+        for value in ["120", "-5", "0", "59", "\"soon\"", "86400"] {
+            let master = with(&[("orders.payment_window_secs", value)]);
+            let fraud = crate::fraud::FraudSettings::load(&master);
+            assert_eq!(
+                BookSettings::read(&master).payment_window_ms,
+                fraud.payment_window_secs * 1000,
+                "{value}"
+            );
+        }
+        let below = BookSettings::read(&with(&[("orders.payment_window_secs", "-5")]));
+        assert_eq!(below.payment_window_ms, 60_000, "the catalogue's minimum");
     }
 
     #[test]

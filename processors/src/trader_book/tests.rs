@@ -4,9 +4,10 @@ use super::fixtures::*;
 use super::{Outcome, Refusal, TraderBookProcessor, ASSIGNED_SEQUENCE, REFUSED_BY_TRADER_BOOK};
 use crate::core::{derived_id, Emit, Input, Processor};
 use jivapay_schemas::records::{
-    CandidateOutcome, Direction, ModerationStatus, OrderEventKind, OrderRouted, OrderStatus,
-    PostingKind, TraderCommandKind as K,
+    AccountKind, AccountOwnerKind, CandidateOutcome, Direction, LedgerTransfer, ModerationStatus,
+    OrderEventKind, OrderRouted, OrderStatus, PostingKind, TraderCommandKind as K, TransferKind,
 };
+use rust_decimal::Decimal;
 use std::collections::HashSet;
 use uuid::Uuid;
 
@@ -56,7 +57,11 @@ fn an_accepted_order_holds_the_crypto_amount_and_announces_the_assignment() {
     assert_eq!(e.fiat_amount, Some(d("5000")));
     assert_eq!(e.rate, Some(d("100")));
     assert_eq!(e.crypto_amount, Some(d("50")));
-    assert_eq!(e.expires_at, Some(T0 + 900 * SEC));
+    assert_eq!(
+        e.expires_at,
+        Some(REQUESTED_AT + 900 * SEC),
+        "the payment window runs from the request"
+    );
     assert_eq!(e.occurred_at, T0);
     assert_eq!(e.candidates.len(), 1);
     assert_eq!(e.candidates[0].trader_id, TRADER);
@@ -298,6 +303,11 @@ fn an_open_amount_is_free_again_when_its_order_completes() {
 // ---------------------------------------------------------------------------------------
 // Calendar windows
 
+/// `r` as requested ten seconds before `now`, so its payment window is still open then.
+fn fresh(r: OrderRouted, now: i64) -> OrderRouted {
+    requested(r, now - 10 * SEC)
+}
+
 /// 2024-03-15T20:59:59Z, one second before midnight in Moscow.
 const LATE_EVENING_MSK: i64 = 1_710_536_399_000;
 
@@ -305,11 +315,23 @@ const LATE_EVENING_MSK: i64 = 1_710_536_399_000;
 fn daily_turnover_resets_at_midnight_in_moscow_by_default() {
     let mut b = funded("1000");
     b.edit_requisite(1, |r| r.daily_turnover_limit = Some(d("1000")));
-    let (_, o) = route(&mut b, routed(1, "1000"), LATE_EVENING_MSK);
+    let (_, o) = route(
+        &mut b,
+        fresh(routed(1, "1000"), LATE_EVENING_MSK),
+        LATE_EVENING_MSK,
+    );
     assert_eq!(o, Outcome::Applied);
-    let (_, o) = route(&mut b, routed(2, "999"), LATE_EVENING_MSK + 500);
+    let (_, o) = route(
+        &mut b,
+        fresh(routed(2, "999"), LATE_EVENING_MSK + 500),
+        LATE_EVENING_MSK + 500,
+    );
     assert_eq!(o, Outcome::Refused("daily_turnover_exceeded"));
-    let (_, o) = route(&mut b, routed(3, "999"), LATE_EVENING_MSK + SEC);
+    let (_, o) = route(
+        &mut b,
+        fresh(routed(3, "999"), LATE_EVENING_MSK + SEC),
+        LATE_EVENING_MSK + SEC,
+    );
     assert_eq!(o, Outcome::Applied, "a new day in Moscow");
 }
 
@@ -318,9 +340,17 @@ fn the_time_zone_setting_moves_midnight() {
     let mut b = funded("1000");
     b.set("limits.time_zone", "\"UTC\"");
     b.edit_requisite(1, |r| r.daily_count_limit = Some(1));
-    let (_, o) = route(&mut b, routed(1, "1000"), LATE_EVENING_MSK);
+    let (_, o) = route(
+        &mut b,
+        fresh(routed(1, "1000"), LATE_EVENING_MSK),
+        LATE_EVENING_MSK,
+    );
     assert_eq!(o, Outcome::Applied);
-    let (_, o) = route(&mut b, routed(2, "999"), LATE_EVENING_MSK + SEC);
+    let (_, o) = route(
+        &mut b,
+        fresh(routed(2, "999"), LATE_EVENING_MSK + SEC),
+        LATE_EVENING_MSK + SEC,
+    );
     assert_eq!(
         o,
         Outcome::Refused("daily_count_exceeded"),
@@ -337,13 +367,13 @@ fn monthly_counters_reset_on_the_first_of_the_month_in_moscow() {
         r.monthly_count_limit = Some(1);
         r.monthly_turnover_limit = Some(d("5000"));
     });
-    let (_, o) = route(&mut b, routed(1, "1000"), april - SEC);
+    let (_, o) = route(&mut b, fresh(routed(1, "1000"), april - SEC), april - SEC);
     assert_eq!(o, Outcome::Applied);
-    let (_, o) = route(&mut b, routed(2, "999"), april - 1);
+    let (_, o) = route(&mut b, fresh(routed(2, "999"), april - 1), april - 1);
     assert_eq!(o, Outcome::Refused("monthly_count_exceeded"));
-    let (_, o) = route(&mut b, routed(3, "5000"), april);
+    let (_, o) = route(&mut b, fresh(routed(3, "5000"), april), april);
     assert_eq!(o, Outcome::Applied, "April in Moscow");
-    let (_, o) = route(&mut b, routed(4, "998"), april + SEC);
+    let (_, o) = route(&mut b, fresh(routed(4, "998"), april + SEC), april + SEC);
     assert_eq!(o, Outcome::Refused("monthly_turnover_exceeded"));
 }
 
@@ -351,7 +381,11 @@ fn monthly_counters_reset_on_the_first_of_the_month_in_moscow() {
 fn a_new_day_republishes_the_capacity_once() {
     let mut b = funded("1000");
     b.set("orders.payment_window_secs", "86400");
-    let (_, o) = route(&mut b, routed(1, "1000"), LATE_EVENING_MSK);
+    let (_, o) = route(
+        &mut b,
+        fresh(routed(1, "1000"), LATE_EVENING_MSK),
+        LATE_EVENING_MSK,
+    );
     assert_eq!(o, Outcome::Applied);
     assert!(b.book.tick(LATE_EVENING_MSK + 500).is_empty(), "same day");
     let out = b.book.tick(LATE_EVENING_MSK + SEC);
@@ -535,8 +569,9 @@ fn commands_without_an_order_or_for_an_unknown_one_are_refused() {
 fn an_unconfirmed_order_expires_when_the_payment_window_passes() {
     let mut b = funded("1000");
     accept(&mut b, routed(1, "5000"));
-    assert!(b.book.tick(T0 + 900 * SEC - 1).is_empty());
-    let out = b.book.tick(T0 + 900 * SEC);
+    let expiry = REQUESTED_AT + 900 * SEC;
+    assert!(b.book.tick(expiry - 1).is_empty());
+    let out = b.book.tick(expiry);
     let e = events(&out)[0];
     assert_eq!(
         (e.kind, e.status),
@@ -545,7 +580,7 @@ fn an_unconfirmed_order_expires_when_the_payment_window_passes() {
     assert_eq!(e.previous_status, Some(OrderStatus::Assigned));
     assert_eq!(e.sequence, 3);
     assert_eq!(e.reason_code.as_deref(), Some("payment_window_expired"));
-    assert_eq!(e.occurred_at, T0 + 900 * SEC);
+    assert_eq!(e.occurred_at, expiry);
     assert_eq!(capacities(&out)[0].free_deposit, d("1000"));
     assert!(b.book.tick(T0 + 2000 * SEC).is_empty(), "fires once");
     let s = b.trader_state().expect("state");
@@ -557,8 +592,9 @@ fn the_payment_window_setting_is_used() {
     let mut b = funded("1000");
     b.set("orders.payment_window_secs", "120");
     let (out, _) = route(&mut b, routed(1, "5000"), T0);
-    assert_eq!(events(&out)[0].expires_at, Some(T0 + 120 * SEC));
-    assert_eq!(events(&b.book.tick(T0 + 120 * SEC)).len(), 1);
+    assert_eq!(events(&out)[0].expires_at, Some(REQUESTED_AT + 120 * SEC));
+    assert!(b.book.tick(REQUESTED_AT + 120 * SEC - 1).is_empty());
+    assert_eq!(events(&b.book.tick(REQUESTED_AT + 120 * SEC)).len(), 1);
 }
 
 #[test]
@@ -598,21 +634,94 @@ fn a_late_command_finds_the_order_already_expired() {
 // ---------------------------------------------------------------------------------------
 // Deposits and postings
 
-#[test]
-fn deposits_and_withdrawals_move_the_balance_and_publish_only_the_capacity() {
-    let mut b = Book::new();
-    let c = super::fixtures::command(1, K::Deposit, None, Some(d("100")));
-    let (out, o) = b.explain(Input::Command(c), T0);
-    assert_eq!(o, Outcome::Applied);
-    assert_eq!(out.len(), 1, "{out:?}");
-    assert_eq!(capacities(&out)[0].free_deposit, d("100"));
+fn transfers(out: &[Emit]) -> Vec<&LedgerTransfer> {
+    out.iter()
+        .filter_map(|e| match e {
+            Emit::Transfer(t) => Some(t),
+            _ => None,
+        })
+        .collect()
+}
 
-    for (n, amount) in [(2, Some(d("0"))), (3, Some(d("-1"))), (4, None)] {
+/// (owner kind, owner id, account kind, amount) of each entry, in order.
+fn legs(t: &LedgerTransfer) -> Vec<(AccountOwnerKind, Option<Uuid>, AccountKind, Decimal)> {
+    t.entries
+        .iter()
+        .map(|e| {
+            assert_eq!(e.currency, "USDT");
+            (e.owner_kind, e.owner_id, e.account_kind, e.amount)
+        })
+        .collect()
+}
+
+#[test]
+fn a_deposit_moves_the_balance_and_writes_its_ledger_transfer() {
+    let mut b = Book::new();
+    let c = super::fixtures::command(1, K::Deposit, None, Some(d("100.123456")));
+    let (out, o) = b.explain(Input::Command(c.clone()), T0);
+    assert_eq!(o, Outcome::Applied);
+    assert_eq!(out.len(), 2, "the transfer, then the capacity: {out:?}");
+    let Emit::Transfer(t) = &out[0] else {
+        panic!("transfer first: {out:?}")
+    };
+    assert_eq!(
+        t.transfer_id,
+        derived_id(&[c.command_id.as_bytes(), b"deposit"])
+    );
+    assert_eq!(t.kind, TransferKind::Deposit);
+    assert_eq!(t.order_id, None);
+    assert_eq!(t.description.as_deref(), Some("deposit"));
+    assert_eq!(t.created_at, T0);
+    assert_eq!(
+        legs(t),
+        vec![
+            (
+                AccountOwnerKind::External,
+                None,
+                AccountKind::Settlement,
+                d("-100.123456")
+            ),
+            (
+                AccountOwnerKind::Trader,
+                Some(TRADER),
+                AccountKind::Available,
+                d("100.123456")
+            ),
+        ]
+    );
+    assert!(t.is_balanced());
+    assert_eq!(out[0].key(), t.transfer_id.to_string());
+    assert_eq!(capacities(&out)[0].free_deposit, d("100.123456"));
+
+    let (out, o) = b.explain(Input::Command(c), T0 + SEC);
+    assert_eq!(
+        (out.len(), o),
+        (0, Outcome::Replay),
+        "a replay writes nothing"
+    );
+
+    // Zero, negative, missing, or finer than the ledger's 6 places: refused, nothing written.
+    for (n, amount) in [
+        (2, Some(d("0"))),
+        (3, Some(d("-1"))),
+        (4, None),
+        (5, Some(d("1.0000001"))),
+    ] {
         let c = super::fixtures::command(n, K::Deposit, None, amount);
         let (out, o) = b.explain(Input::Command(c), T0);
         assert_eq!((out.len(), o), (0, Outcome::Refused("invalid_amount")));
     }
+    assert_eq!(b.trader_state().map(|s| s.balance()), Some(d("100.123456")));
+    // Trailing zeros are not places: 1.5000000 is 1.5.
+    let c = super::fixtures::command(6, K::Deposit, None, Some(d("1.5000000")));
+    let (_, o) = b.explain(Input::Command(c), T0);
+    assert_eq!(o, Outcome::Applied);
+}
 
+#[test]
+fn a_withdrawal_of_free_deposit_writes_the_mirror_transfer_and_a_refused_one_nothing() {
+    let mut b = Book::new();
+    b.deposit("100", T0);
     accept(&mut b, routed(1, "4000")); // holds 40
     let c = super::fixtures::command(5, K::Withdraw, None, Some(d("60.000001")));
     let (out, o) = b.explain(Input::Command(c), T0);
@@ -620,11 +729,66 @@ fn deposits_and_withdrawals_move_the_balance_and_publish_only_the_capacity() {
         (out.len(), o),
         (0, Outcome::Refused("insufficient_free_deposit"))
     );
+    for (n, amount) in [(7, Some(d("0"))), (8, None), (9, Some(d("0.0000001")))] {
+        let c = super::fixtures::command(n, K::Withdraw, None, amount);
+        let (out, o) = b.explain(Input::Command(c), T0);
+        assert_eq!((out.len(), o), (0, Outcome::Refused("invalid_amount")));
+    }
+
     let c = super::fixtures::command(6, K::Withdraw, None, Some(d("60")));
-    let (out, o) = b.explain(Input::Command(c), T0);
+    let (out, o) = b.explain(Input::Command(c.clone()), T0 + SEC);
     assert_eq!(o, Outcome::Applied);
+    assert_eq!(out.len(), 2, "{out:?}");
+    let t = transfers(&out)[0];
+    assert_eq!(
+        t.transfer_id,
+        derived_id(&[c.command_id.as_bytes(), b"withdrawal"])
+    );
+    assert_eq!(t.kind, TransferKind::Withdrawal);
+    assert_eq!(t.order_id, None);
+    assert_eq!(t.description.as_deref(), Some("withdrawal"));
+    assert_eq!(t.created_at, T0 + SEC);
+    assert_eq!(
+        legs(t),
+        vec![
+            (
+                AccountOwnerKind::Trader,
+                Some(TRADER),
+                AccountKind::Available,
+                d("-60")
+            ),
+            (
+                AccountOwnerKind::External,
+                None,
+                AccountKind::Settlement,
+                d("60")
+            ),
+        ]
+    );
+    assert!(t.is_balanced());
     assert_eq!(capacities(&out)[0].free_deposit, d("0"));
     assert_eq!(b.trader_state().map(|s| s.balance()), Some(d("40")));
+
+    let (out, o) = b.explain(Input::Command(c), T0 + 2 * SEC);
+    assert_eq!(
+        (out.len(), o),
+        (0, Outcome::Replay),
+        "a replay writes nothing"
+    );
+}
+
+#[test]
+fn order_commands_and_postings_write_no_transfer() {
+    let mut b = funded("1000");
+    let mut out = route(&mut b, routed(1, "500"), T0).0;
+    out.extend(b.apply(order_command(1, K::ClientConfirmed, 1), T0 + SEC));
+    out.extend(b.apply(order_command(2, K::TraderConfirmed, 1), T0 + 2 * SEC));
+    out.extend(b.apply(
+        Input::TraderPosting(posting(1, PostingKind::Capture, Some(order_id(1)), "5")),
+        T0 + 3 * SEC,
+    ));
+    out.extend(b.book.tick(T0 + 10_000 * SEC));
+    assert!(transfers(&out).is_empty(), "{out:?}");
 }
 
 #[test]
