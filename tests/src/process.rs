@@ -96,3 +96,29 @@ impl Running {
         }
     }
 }
+
+/// A free loopback port (bound and released: another process may take it in between, which
+/// tests accept).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Waits (bounded) until `url` answers 200.
+pub async fn wait_healthy(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(response) = reqwest::get(url).await {
+            if response.status().is_success() {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{url} not healthy within a minute"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -1,0 +1,504 @@
+//! End to end, every component its own process on one embedded broker: three stores post
+//! pay-ins across five pools; customers confirm on the payment page, traders through their
+//! API; some orders are left to expire; the trader book's process is killed with SIGKILL
+//! midway and restarted. Every order must reach exactly one final state, every transfer sum to
+//! zero, the journal hold no duplicate, and every balance equal what this test computes from
+//! the orders independently.
+
+use jivapay_platform::kafka::Broker;
+use jivapay_schemas::TOPICS;
+use jivapay_tests::process::{command, free_port, wait_healthy};
+use jivapay_tests::TestDatabase;
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+const DEMO_PASSWORD: &str = "demo-password-123";
+const ADMIN_PASSWORD: &str = "admin-password-123";
+/// Orders the stores post.
+const ORDERS: usize = 150;
+
+fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_jivapay"))
+}
+
+struct Component {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    child: Child,
+}
+
+impl Component {
+    fn spawn(args: &[&str], env: &[(String, String)]) -> Self {
+        let env_refs: Vec<(&str, &str)> =
+            env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let child = command(binary(), args, &env_refs)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Self {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            env: env.to_vec(),
+            child,
+        }
+    }
+
+    fn kill_hard(&mut self) {
+        self.child.kill().ok(); // SIGKILL
+        self.child.wait().ok();
+    }
+
+    fn restart(&mut self) {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        *self = Self::spawn(&args, &self.env.clone());
+    }
+
+    fn stop(mut self) {
+        std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .ok();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.child.try_wait().ok().flatten().is_none() {
+            if Instant::now() > deadline {
+                self.child.kill().ok();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+struct Api {
+    client: reqwest::Client,
+    admin: String,
+    ingest: String,
+}
+
+impl Api {
+    async fn login(&self, role: &str, login: &str, password: &str) -> String {
+        let body: Value = self
+            .client
+            .post(format!("{}/api/auth/{role}/login", self.admin))
+            .json(&json!({"login": login, "password": password}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("login {login}: {body}"))
+            .to_owned()
+    }
+
+    async fn status(&self, key: &str, external: &str) -> Value {
+        self.client
+            .get(format!("{}/api/v1/orders/external/{external}", self.ingest))
+            .header("x-api-key", key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+/// (fiat, method, store commission %, trader commission %, typical amount) of the demo pools.
+const POOLS: &[(&str, &str, &str, &str, i64)] = &[
+    ("RUB", "sbp", "3.0", "2.0", 1500),
+    ("RUB", "card2card", "3.5", "2.5", 2000),
+    ("RUB", "account", "2.5", "1.5", 2500),
+    ("KZT", "card2card", "3.5", "2.5", 9000),
+    ("KZT", "account", "2.5", "1.5", 12000),
+];
+
+const FINAL: &[&str] = &[
+    "completed",
+    "expired",
+    "no_requisite",
+    "rejected",
+    "review",
+    "cancelled",
+    "failed",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_hundreds_of_payins_with_a_killed_trader_book() {
+    let db = TestDatabase::empty().await;
+    let broker = Broker::embedded(Duration::from_secs(10)).unwrap();
+    broker.ensure_topics(TOPICS).await.unwrap();
+    let (admin_port, ingest_port) = (free_port(), free_port());
+    let env: Vec<(String, String)> = [
+        ("JIVAPAY__DATABASE__URL", db.url.clone()),
+        (
+            "JIVAPAY__KAFKA__BROKERS",
+            broker.bootstrap_servers().to_owned(),
+        ),
+        ("JIVAPAY__SEED__ADMIN_PASSWORD", ADMIN_PASSWORD.into()),
+        ("JIVAPAY__SEED__DEMO_PASSWORD", DEMO_PASSWORD.into()),
+        (
+            "JIVAPAY__HTTP__ADMIN_ADDR",
+            format!("127.0.0.1:{admin_port}"),
+        ),
+        (
+            "JIVAPAY__HTTP__INGEST_ADDR",
+            format!("127.0.0.1:{ingest_port}"),
+        ),
+        ("JIVAPAY__HTTP__OPS_ADDR", "127.0.0.1:0".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert!(command(binary(), &["migrate"], &env_refs)
+        .status()
+        .unwrap()
+        .success());
+    assert!(command(binary(), &["seed", "--demo"], &env_refs)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap()
+        .success());
+
+    let admin = Component::spawn(&["admin"], &env);
+    let api = Api {
+        client: reqwest::Client::new(),
+        admin: format!("http://127.0.0.1:{admin_port}"),
+        ingest: format!("http://127.0.0.1:{ingest_port}"),
+    };
+    wait_healthy(&format!("{}/healthz", api.admin)).await;
+    // A short payment window, so some orders expire within the test.
+    let root = api.login("admin", "admin", ADMIN_PASSWORD).await;
+    let put = api
+        .client
+        .put(format!(
+            "{}/api/settings/orders.payment_window_secs",
+            api.admin
+        ))
+        .bearer_auth(&root)
+        .json(&json!({"value": 60}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 200);
+    tokio::time::sleep(Duration::from_secs(1)).await; // the relay publishes the setting
+
+    let mut others: Vec<Component> = [
+        "ingest",
+        "processor fraud",
+        "processor router",
+        "processor commissions",
+        "sink ledger",
+        "sink projection",
+    ]
+    .iter()
+    .map(|c| Component::spawn(&c.split(' ').collect::<Vec<_>>(), &env))
+    .collect();
+    let mut trader_book = Component::spawn(&["processor", "trader-book"], &env);
+    wait_healthy(&format!("{}/healthz", api.ingest)).await;
+
+    // API keys of the three demo stores.
+    let mut keys = Vec::new();
+    for merchant in ["demo-merchant-1", "demo-merchant-2"] {
+        let token = api.login("merchant", merchant, DEMO_PASSWORD).await;
+        let stores: Value = api
+            .client
+            .get(format!("{}/api/stores", api.admin))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for store in stores.as_array().unwrap() {
+            let id = store["id"].as_str().unwrap();
+            let key: Value = api
+                .client
+                .post(format!("{}/api/stores/{id}/api-keys", api.admin))
+                .bearer_auth(&token)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            keys.push((id.to_owned(), key["key"].as_str().unwrap().to_owned()));
+        }
+    }
+    assert_eq!(keys.len(), 3);
+
+    // The demo deposits reach the trader books (and their capacity the router) a moment after
+    // start: wait until every pool can assign an order.
+    for (pool, (fiat, method, _, _, base)) in POOLS.iter().enumerate() {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for attempt in 0.. {
+            let external = format!("warm-{pool}-{attempt}");
+            let (_, key) = &keys[0];
+            let response = api
+                .client
+                .post(format!("{}/api/v1/payins", api.ingest))
+                .header("x-api-key", key)
+                .json(&json!({"external_order_id": external, "amount": format!("{}.{attempt:02}", base - 1), "currency": fiat, "payment_method": method}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 201);
+            let status = loop {
+                let status = api.status(key, &external).await["status"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned();
+                if status != "created" {
+                    break status;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            if status == "assigned" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{fiat}:{method} cannot assign orders"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    // Post the orders; kill the trader book halfway.
+    let mut orders: Vec<(String, String, usize)> = Vec::new(); // (store key, external id, pool)
+    for n in 0..ORDERS {
+        if n == ORDERS / 2 {
+            trader_book.kill_hard();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            trader_book.restart();
+        }
+        let (_, key) = &keys[n % keys.len()];
+        let pool = n % POOLS.len();
+        let (fiat, method, _, _, base) = POOLS[pool];
+        let amount = base + (n as i64) * 7; // distinct amounts
+        let external = format!("e2e-{n}");
+        let response = api
+            .client
+            .post(format!("{}/api/v1/payins", api.ingest))
+            .header("x-api-key", key)
+            .json(&json!({"external_order_id": external, "amount": amount.to_string(), "currency": fiat, "payment_method": method}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 201);
+        let body: Value = response.json().await.unwrap();
+        let token = body["payment_url"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_owned();
+        orders.push((key.clone(), token, pool));
+    }
+
+    // Customers and traders act: 7 in 10 customers confirm then their trader, 1 in 10 orders the
+    // trader confirms without the customer, 2 in 10 nobody touches (they expire).
+    let traders: Vec<String> = {
+        let mut tokens = Vec::new();
+        for n in 1..=6 {
+            tokens.push(
+                api.login("trader", &format!("demo-trader-{n}"), DEMO_PASSWORD)
+                    .await,
+            );
+        }
+        tokens
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut confirmed_by_customer = vec![false; ORDERS];
+    let mut confirmed_by_trader = vec![false; ORDERS];
+    loop {
+        let mut pending = 0;
+        for (n, (key, token, _)) in orders.iter().enumerate() {
+            let status = api.status(key, &format!("e2e-{n}")).await;
+            let status = status["status"].as_str().unwrap_or("").to_owned();
+            let plan = n % 10;
+            if status == "assigned" && plan < 7 && !confirmed_by_customer[n] {
+                let answer = api
+                    .client
+                    .post(format!("{}/api/v1/payment/{token}/confirm", api.ingest))
+                    .send()
+                    .await
+                    .unwrap();
+                confirmed_by_customer[n] = answer.status().as_u16() == 202;
+            }
+            if !FINAL.contains(&status.as_str()) {
+                pending += 1;
+            }
+        }
+        for token in &traders {
+            let open: Value = api
+                .client
+                .get(format!("{}/api/trader/orders", api.admin))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            for order in open.as_array().cloned().unwrap_or_default() {
+                let status = order["status"].as_str().unwrap_or("");
+                let id = order["order_id"].as_str().unwrap().to_owned();
+                let external: Option<String> =
+                    sqlx::query_scalar("SELECT external_order_id FROM orders WHERE id = $1::uuid")
+                        .bind(&id)
+                        .fetch_optional(&db.pool)
+                        .await
+                        .unwrap();
+                let Some(index) = external
+                    .and_then(|e| e.strip_prefix("e2e-").and_then(|n| n.parse::<usize>().ok()))
+                else {
+                    continue;
+                };
+                let plan = index % 10;
+                let wanted = (plan < 7 && status == "client_confirmed")
+                    || (plan == 7 && status == "assigned");
+                if wanted && !confirmed_by_trader[index] {
+                    let answer = api
+                        .client
+                        .post(format!("{}/api/trader/orders/{id}/confirm", api.admin))
+                        .bearer_auth(token)
+                        .send()
+                        .await
+                        .unwrap();
+                    confirmed_by_trader[index] = answer.status().as_u16() == 202;
+                }
+            }
+        }
+        if pending == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{pending} orders not final in time"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // Let the ledger catch up with the completions.
+    let completed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM orders WHERE status = 'completed'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let journaled: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM ledger_transfers WHERE kind = 'pay_in'")
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        if journaled == completed {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{journaled} of {completed} pay-ins journaled"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        completed > (ORDERS as i64) / 2,
+        "most orders complete: {completed}"
+    );
+
+    // Exactly one final state per order, and the states follow the plan.
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT external_order_id, status FROM orders WHERE external_order_id LIKE 'e2e-%'",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), ORDERS);
+    for (external, status) in &rows {
+        let n: usize = external.trim_start_matches("e2e-").parse().unwrap();
+        assert!(FINAL.contains(&status.as_str()), "{external}: {status}");
+        if n % 10 >= 8 {
+            assert!(
+                status != "completed",
+                "{external} was never confirmed but completed"
+            );
+        }
+    }
+    let duplicate_events: i64 = sqlx::query_scalar(
+        "SELECT count(*) - count(DISTINCT (order_id, version)) FROM order_events",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(duplicate_events, 0);
+    let unbalanced: i64 = sqlx::query_scalar("SELECT count(*) FROM (SELECT 1 FROM ledger_entries GROUP BY transfer_id, currency HAVING sum(amount) <> 0) t")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(unbalanced, 0, "every transfer sums to zero");
+    let pay_ins_per_order: i64 = sqlx::query_scalar("SELECT count(*) FROM (SELECT order_id FROM ledger_transfers WHERE kind = 'pay_in' GROUP BY order_id HAVING count(*) > 1) t")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(pay_ins_per_order, 0, "no order settled twice");
+
+    // Balances, computed here from the completed orders and the demo commissions.
+    let completed_orders: Vec<(uuid::Uuid, uuid::Uuid, String, String, Decimal)> = sqlx::query_as(
+        "SELECT store_id, trader_id, fiat_currency, payment_method, crypto_amount FROM orders WHERE status = 'completed'",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    let percent = |s: &str| s.parse::<Decimal>().unwrap() / Decimal::from(100);
+    let mut store_expected: HashMap<uuid::Uuid, Decimal> = HashMap::new();
+    let mut trader_expected: HashMap<uuid::Uuid, Decimal> = HashMap::new();
+    for (store, trader, fiat, method, c) in &completed_orders {
+        let (_, _, s, t, _) = POOLS.iter().find(|p| p.0 == fiat && p.1 == method).unwrap();
+        *store_expected.entry(*store).or_default() += c * (Decimal::ONE - percent(s));
+        *trader_expected.entry(*trader).or_default() += c * percent(t) - c;
+    }
+    let tolerance = Decimal::new(completed_orders.len() as i64 + 1, 6);
+    let balances: Vec<(String, uuid::Uuid, Decimal)> = sqlx::query_as(
+        "SELECT a.owner_kind, a.owner_id, sum(b.balance) FROM ledger_balances b JOIN ledger_accounts a ON a.id = b.account_id
+         WHERE a.owner_kind IN ('store', 'trader') GROUP BY a.owner_kind, a.owner_id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    for (kind, owner, balance) in balances {
+        if kind == "store" {
+            let expected = store_expected.get(&owner).copied().unwrap_or_default();
+            assert!(
+                (balance - expected).abs() <= tolerance,
+                "store {owner}: {balance} vs {expected}"
+            );
+        } else {
+            // Each demo trader deposited 5000 USDT.
+            let expected =
+                Decimal::from(5000) + trader_expected.get(&owner).copied().unwrap_or_default();
+            assert!(
+                (balance - expected).abs() <= tolerance,
+                "trader {owner}: {balance} vs {expected}"
+            );
+            assert!(balance >= Decimal::ZERO, "trader {owner} below zero");
+        }
+    }
+
+    trader_book.stop();
+    for component in others.drain(..) {
+        component.stop();
+    }
+    admin.stop();
+    db.drop_database().await;
+}
