@@ -319,8 +319,8 @@ async fn e2e_hundreds_of_payins_with_a_killed_trader_book() {
         tokens
     };
     let deadline = Instant::now() + Duration::from_secs(120);
-    let mut confirmed_by_customer = vec![false; ORDERS];
-    let mut confirmed_by_trader = vec![false; ORDERS];
+    let mut confirmed_by_customer = [false; ORDERS];
+    let mut confirmed_by_trader = [false; ORDERS];
     loop {
         let mut pending = 0;
         for (n, (key, token, _)) in orders.iter().enumerate() {
