@@ -1,5 +1,6 @@
 //! What the gateway's handlers reach.
 
+use crate::payment_page::ReceiptStore;
 use jivapay_admin::crypto::DataKey;
 use jivapay_platform::kafka::RecordProducer;
 use sqlx::PgPool;
@@ -17,4 +18,6 @@ pub struct IngestState {
     /// Payment window given to new orders (the trader book enforces the one it reads from
     /// settings; this is what the gateway promises in its answer).
     pub payment_window: Duration,
+    /// Where customers' receipts are stored (local folder or S3, from `receipts.*` settings).
+    pub receipts: Arc<ReceiptStore>,
 }

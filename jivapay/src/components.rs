@@ -185,6 +185,9 @@ async fn ingest_state(
         )?),
         public_url,
         payment_window: std::time::Duration::from_secs(window_secs.unwrap_or(900).max(60) as u64),
+        receipts: std::sync::Arc::new(jivapay_ingest::payment_page::ReceiptStore::from_settings(
+            &settings.receipts,
+        )?),
     })
 }
 

@@ -3,6 +3,7 @@
 
 use crate::admin::{AdminApp, Person, DATA_KEY};
 use jivapay_admin::auth::Role;
+use jivapay_ingest::payment_page::ReceiptStore;
 use jivapay_platform::http::Readiness;
 use jivapay_platform::kafka::RecordProducer;
 use serde_json::{json, Value};
@@ -13,6 +14,8 @@ use uuid::Uuid;
 pub struct Gateway {
     pub base: String,
     pub client: reqwest::Client,
+    /// Where the gateway stores receipts: a fresh local folder of its own.
+    pub receipts: Arc<ReceiptStore>,
 }
 
 /// A store with an API key, owned by a merchant.
@@ -24,6 +27,12 @@ pub struct TestStore {
 
 impl Gateway {
     pub async fn start(app: &AdminApp) -> Self {
+        let receipts = Arc::new(
+            ReceiptStore::local(
+                std::env::temp_dir().join(format!("jivapay-receipts-{}", Uuid::new_v4())),
+            )
+            .unwrap(),
+        );
         let state = jivapay_ingest::IngestState {
             pool: app.db.pool.clone(),
             producer: RecordProducer::new(&app.broker, app.state.schemas.clone(), "test-ingest")
@@ -34,6 +43,7 @@ impl Gateway {
             ),
             public_url: "http://pay.test".into(),
             payment_window: Duration::from_secs(900),
+            receipts: receipts.clone(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -42,6 +52,7 @@ impl Gateway {
         Self {
             base,
             client: reqwest::Client::new(),
+            receipts,
         }
     }
 

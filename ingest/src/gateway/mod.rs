@@ -4,7 +4,7 @@
 mod create;
 mod status;
 
-use crate::payment_page::{confirm, view};
+use crate::payment_page::{confirm, receipts, view};
 use crate::state::IngestState;
 use axum::routing::{get, post};
 use axum::Router;
@@ -19,4 +19,5 @@ pub fn router() -> Router<IngestState> {
         )
         .route("/payment/{token}", get(view::json))
         .route("/payment/{token}/confirm", post(confirm::confirm_json))
+        .route("/payment/{token}/receipt", post(receipts::receipt_json))
 }

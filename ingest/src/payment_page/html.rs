@@ -2,6 +2,7 @@
 //! a requisite is being found or the trader is confirming, shows the requisite and a countdown
 //! while the customer can pay, and says so when the payment is complete or has expired.
 
+use super::receipts::MAX_RECEIPT_BYTES;
 use super::view::{load, PaymentView};
 use crate::state::IngestState;
 use axum::extract::{Path, Query, State};
@@ -36,6 +37,7 @@ body{{font-family:system-ui,sans-serif;max-width:32rem;margin:2rem auto;padding:
 .card{{border:1px solid #d0d7de;border-radius:12px;padding:1.25rem;margin:1rem 0}}
 .amount{{font-size:2rem;font-weight:700}} .number{{font-family:monospace;font-size:1.4rem;letter-spacing:.05em}}
 .muted{{color:#57606a}} button{{font-size:1.1rem;padding:.7rem 1.2rem;border-radius:8px;border:0;background:#1f6feb;color:#fff;cursor:pointer}}
+button:disabled{{background:#8c959f;cursor:default}} .error{{color:#cf222e}} label{{display:block;margin:.25rem 0}}
 </style></head><body><h1>{title}</h1>{body}</body></html>"#,
         title = esc(title)
     )
@@ -63,7 +65,7 @@ fn render(view: &PaymentView, token: &str, just_confirmed: bool) -> String {
                 amount(view)
             ),
         ),
-        "assigned" if view.can_confirm => {
+        "assigned" if view.can_confirm && !just_confirmed => {
             let requisite = view.requisite.as_ref();
             let field = |label: &str, value: &str, id: &str| {
                 format!(
@@ -93,10 +95,19 @@ fn render(view: &PaymentView, token: &str, just_confirmed: bool) -> String {
                 &format!(
                     r#"{amount}<div class="card">{details}</div>
 <p class="muted">Time left: <strong id="countdown" data-seconds="{secs}">{mm}:{ss:02}</strong> (until {until} UTC)</p>
-<form method="post" action="/pay/{token}/confirm"><button id="paid" type="submit">I have paid</button></form>
+<form id="paid-form" method="post" action="/pay/{token}/confirm" enctype="multipart/form-data">
+<label for="receipt" class="muted">Receipt (optional): PNG, JPEG or PDF, up to {max_mib} MB</label>
+<p><input id="receipt" name="receipt" type="file" accept="image/png,image/jpeg,application/pdf,.png,.jpg,.jpeg,.pdf"></p>
+<p id="receipt-error" class="error" hidden></p>
+<button id="paid" type="submit">I have paid</button></form>
 <script>
 (function(){{var el=document.getElementById('countdown');var s=+el.dataset.seconds;
-setInterval(function(){{if(s>0)s--;el.textContent=Math.floor(s/60)+':'+String(s%60).padStart(2,'0');if(s===0)location.reload();}},1000);}})();
+setInterval(function(){{if(s>0)s--;el.textContent=Math.floor(s/60)+':'+String(s%60).padStart(2,'0');if(s===0)location.reload();}},1000);
+var form=document.getElementById('paid-form'),file=document.getElementById('receipt'),err=document.getElementById('receipt-error');
+form.addEventListener('submit',function(e){{var f=file.files[0];
+if(f&&f.size>{max_bytes}){{e.preventDefault();err.textContent='The receipt is too large: at most {max_mib} MB.';err.hidden=false;return;}}
+document.getElementById('paid').disabled=true;}});
+file.addEventListener('change',function(){{err.hidden=true;}});}})();
 </script>"#,
                     amount = amount(view),
                     secs = view.seconds_left,
@@ -104,6 +115,8 @@ setInterval(function(){{if(s>0)s--;el.textContent=Math.floor(s/60)+':'+String(s%
                     ss = view.seconds_left % 60,
                     until = view.expires_at.format("%H:%M:%S"),
                     token = esc(token),
+                    max_mib = MAX_RECEIPT_BYTES / (1024 * 1024),
+                    max_bytes = MAX_RECEIPT_BYTES,
                 ),
             )
         }
@@ -149,6 +162,21 @@ setInterval(function(){{if(s>0)s--;el.textContent=Math.floor(s/60)+':'+String(s%
             r#"<p id="state">This payment can no longer be made. Please return to the shop.</p>"#,
         ),
     }
+}
+
+/// The answer to a form whose receipt (or request) was refused: why, and a way back.
+pub(crate) fn refused(token: &str, code: &str, message: &str) -> String {
+    layout(
+        "Your confirmation was not sent",
+        None,
+        &format!(
+            r#"<p id="state" class="error" data-code="{code}">{message}</p>
+<p><a id="back" href="/pay/{token}">Back to the payment</a></p>"#,
+            code = esc(code),
+            message = esc(message),
+            token = esc(token),
+        ),
+    )
 }
 
 pub async fn page(
