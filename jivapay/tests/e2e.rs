@@ -57,7 +57,7 @@ impl Component {
         *self = Self::spawn(&args, &self.env.clone());
     }
 
-    fn stop(mut self) {
+    fn stop(&mut self) {
         std::process::Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -69,6 +69,16 @@ impl Component {
                 break;
             }
             std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// A component left running by a failing test is killed, not leaked.
+impl Drop for Component {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.child.kill().ok();
+            self.child.wait().ok();
         }
     }
 }
@@ -131,8 +141,26 @@ const FINAL: &[&str] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_hundreds_of_payins_with_a_killed_trader_book() {
-    let db = TestDatabase::empty().await;
     let broker = Broker::embedded(Duration::from_secs(10)).unwrap();
+    hundreds_of_payins(broker).await;
+}
+
+/// The same run on Tansu (a broker of the test's own). Not in the default run: Tansu 0.6.0's
+/// group coordinator makes a restarted member wait long for its assignment (ARCHITECTURE §4),
+/// so the run is slow and its timing unreliable; run it with `--run-ignored all`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow and timing-sensitive on Tansu 0.6.0; see the doc comment"]
+async fn e2e_hundreds_of_payins_with_a_killed_trader_book_on_tansu() {
+    let tansu = jivapay_tests::tansu::OwnTansu::start();
+    let broker = Broker::external(&tansu.bootstrap, Duration::from_secs(30))
+        .await
+        .unwrap();
+    hundreds_of_payins(broker).await;
+    drop(tansu);
+}
+
+async fn hundreds_of_payins(broker: Broker) {
+    let db = TestDatabase::empty().await;
     broker.ensure_topics(TOPICS).await.unwrap();
     let (admin_port, ingest_port) = (free_port(), free_port());
     let env: Vec<(String, String)> = [
@@ -167,7 +195,7 @@ async fn e2e_hundreds_of_payins_with_a_killed_trader_book() {
         .unwrap()
         .success());
 
-    let admin = Component::spawn(&["admin"], &env);
+    let mut admin = Component::spawn(&["admin"], &env);
     let api = Api {
         client: reqwest::Client::new(),
         admin: format!("http://127.0.0.1:{admin_port}"),
@@ -504,7 +532,7 @@ async fn e2e_hundreds_of_payins_with_a_killed_trader_book() {
     }
 
     trader_book.stop();
-    for component in others.drain(..) {
+    for component in others.iter_mut() {
         component.stop();
     }
     admin.stop();

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod gateway;
 pub mod murmur2;
 pub mod process;
+pub mod tansu;
 
 use jivapay_platform::kafka::Broker;
 use sqlx::postgres::PgPoolOptions;

@@ -1,0 +1,77 @@
+//! A Tansu broker of a test's own (fresh topics, nothing left by other tests), started from the
+//! binary `scripts/stack` installs, on a free loopback port, with in-memory storage. Stopped
+//! when dropped.
+
+use crate::process::free_port;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct OwnTansu {
+    pub bootstrap: String,
+    child: Child,
+    dir: PathBuf,
+}
+
+fn binary() -> PathBuf {
+    std::env::var_os("JIVAPAY_STACK_TANSU_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME"))
+                .join(".cache/jivapay/tools/bin/tansu")
+        })
+}
+
+impl OwnTansu {
+    pub fn start() -> Self {
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        // Its own working folder: Tansu reads a `.env` from there.
+        let dir =
+            std::env::temp_dir().join(format!("jivapay-tansu-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("a folder for tansu");
+        let child = Command::new(binary())
+            .args([
+                "broker",
+                "--cluster-id",
+                "jivapay-test",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .current_dir(&dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "tansu at {} does not start ({e}): run scripts/stack start tansu once",
+                    binary().display()
+                )
+            });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not listen within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            bootstrap: format!("127.0.0.1:{port}"),
+            child,
+            dir,
+        }
+    }
+}
+
+impl Drop for OwnTansu {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+        std::fs::remove_dir_all(&self.dir).ok();
+    }
+}
