@@ -142,7 +142,18 @@ const FINAL: &[&str] = &[
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_hundreds_of_payins_with_a_killed_trader_book() {
     let broker = Broker::embedded(Duration::from_secs(10)).unwrap();
-    hundreds_of_payins(broker).await;
+    hundreds_of_payins(broker, true).await;
+}
+
+/// The run on Tansu (a broker of the test's own), without the kill.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_hundreds_of_payins_on_tansu() {
+    let tansu = jivapay_tests::tansu::OwnTansu::start();
+    let broker = Broker::external(&tansu.bootstrap, Duration::from_secs(30))
+        .await
+        .unwrap();
+    hundreds_of_payins(broker, false).await;
+    drop(tansu);
 }
 
 /// The same run on Tansu (a broker of the test's own). Not in the default run: Tansu 0.6.0's
@@ -155,11 +166,11 @@ async fn e2e_hundreds_of_payins_with_a_killed_trader_book_on_tansu() {
     let broker = Broker::external(&tansu.bootstrap, Duration::from_secs(30))
         .await
         .unwrap();
-    hundreds_of_payins(broker).await;
+    hundreds_of_payins(broker, true).await;
     drop(tansu);
 }
 
-async fn hundreds_of_payins(broker: Broker) {
+async fn hundreds_of_payins(broker: Broker, kill_trader_book: bool) {
     let db = TestDatabase::empty().await;
     broker.ensure_topics(TOPICS).await.unwrap();
     let (admin_port, ingest_port) = (free_port(), free_port());
@@ -304,7 +315,7 @@ async fn hundreds_of_payins(broker: Broker) {
     // Post the orders; kill the trader book halfway.
     let mut orders: Vec<(String, String, usize)> = Vec::new(); // (store key, external id, pool)
     for n in 0..ORDERS {
-        if n == ORDERS / 2 {
+        if kill_trader_book && n == ORDERS / 2 {
             trader_book.kill_hard();
             tokio::time::sleep(Duration::from_secs(1)).await;
             trader_book.restart();
