@@ -1,12 +1,13 @@
 //! Calendar windows of the requisite limits: daily and monthly counters reset at local
 //! midnight in the time zone of the `limits.time_zone` setting.
 //!
-//! Only [`local_date`] knows about time zones. It uses fixed offsets for now (Moscow has had
-//! no daylight saving time since 2014); with the `chrono-tz` crate it becomes a real zone
-//! lookup and nothing else changes.
+//! Only [`local_date`] knows about time zones: it looks the zone up in the IANA database
+//! (`chrono-tz`), so daylight saving time and historical changes are right; an unknown zone
+//! falls back to the catalogue default.
 
 use crate::core::Millis;
 use chrono::{DateTime, Datelike, NaiveDate};
+use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 /// The catalogue default of `limits.time_zone`.
@@ -36,17 +37,8 @@ impl Window {
 
 /// The local date of `now` in `time_zone`. Unknown zones fall back to the catalogue default.
 pub fn local_date(now: Millis, time_zone: &str) -> Option<NaiveDate> {
-    let offset_ms = i64::from(fixed_offset_secs(time_zone)) * 1000;
-    DateTime::from_timestamp_millis(now.checked_add(offset_ms)?).map(|t| t.date_naive())
-}
-
-/// UTC offsets of the zones known without a time-zone database.
-fn fixed_offset_secs(time_zone: &str) -> i32 {
-    match time_zone {
-        "UTC" | "Etc/UTC" | "GMT" | "Etc/GMT" | "Z" => 0,
-        // "Europe/Moscow" and anything unknown.
-        _ => 3 * 3600,
-    }
+    let zone: Tz = time_zone.parse().unwrap_or(chrono_tz::Europe::Moscow);
+    DateTime::from_timestamp_millis(now).map(|t| t.with_timezone(&zone).date_naive())
 }
 
 #[cfg(test)]
@@ -55,6 +47,29 @@ mod tests {
 
     /// 2024-03-15T20:59:59.999Z = 23:59:59.999 in Moscow.
     const BEFORE_MOSCOW_MIDNIGHT: Millis = 1_710_536_399_999;
+
+    #[test]
+    fn zones_come_from_the_time_zone_database() {
+        // 2024-07-01T03:30Z: still June 30 in New York (UTC−4 in summer), July 1 in Almaty.
+        let instant: Millis = 1_719_804_600_000;
+        assert_eq!(
+            local_date(instant, "America/New_York"),
+            NaiveDate::from_ymd_opt(2024, 6, 30)
+        );
+        assert_eq!(
+            local_date(instant, "Asia/Almaty"),
+            NaiveDate::from_ymd_opt(2024, 7, 1)
+        );
+        // An unknown zone is the default (Moscow, UTC+3): July 1, 06:30.
+        assert_eq!(
+            local_date(instant, "Mars/Olympus"),
+            NaiveDate::from_ymd_opt(2024, 7, 1)
+        );
+        assert_eq!(
+            local_date(1_719_780_000_000, "Mars/Olympus"),
+            local_date(1_719_780_000_000, "Europe/Moscow")
+        );
+    }
 
     #[test]
     fn a_moscow_day_ends_at_21_utc() {
