@@ -1,29 +1,25 @@
 //! `jivapay seed --demo` run twice on a fresh database: reference data, default settings, the
 //! first admin with `*:*:*`, demo people with requisites — and the second run changes nothing.
 
-use jivapay_tests::admin::{DATA_KEY, JWT_SECRET};
+use jivapay_tests::process::command;
 use jivapay_tests::TestDatabase;
-use std::process::Command;
+use std::path::Path;
 
 const ADMIN_PASSWORD: &str = "first-admin-password";
 
 fn seed(database_url: &str) -> String {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_jivapay"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("JIVAPAY__") {
-            command.env_remove(key);
-        }
-    }
-    let output = command
-        .args(["seed", "--demo"])
-        .env("JIVAPAY__DATABASE__URL", database_url)
-        .env("JIVAPAY__AUTH__JWT_SECRET", JWT_SECRET)
-        .env("JIVAPAY__SECURITY__DATA_KEY", DATA_KEY)
-        .env("JIVAPAY__SEED__ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("JIVAPAY__SEED__DEMO_PASSWORD", "demo-password-123")
-        .env("JIVAPAY__LOG__FORMAT", "pretty")
-        .output()
-        .unwrap();
+    let output = command(
+        Path::new(env!("CARGO_BIN_EXE_jivapay")),
+        &["seed", "--demo"],
+        &[
+            ("JIVAPAY__DATABASE__URL", database_url),
+            ("JIVAPAY__SEED__ADMIN_PASSWORD", ADMIN_PASSWORD),
+            ("JIVAPAY__SEED__DEMO_PASSWORD", "demo-password-123"),
+            ("JIVAPAY__LOG__FORMAT", "pretty"),
+        ],
+    )
+    .output()
+    .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),

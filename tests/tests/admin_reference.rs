@@ -287,7 +287,7 @@ async fn reference_data_is_readable_by_every_role() {
             "{path}: {body}"
         );
     }
-    for path in ["/api/rates/XXX/history", "/api/rates/USDT/history"] {
+    for path in ["/api/rates/ZZZ/history", "/api/rates/USDT/history"] {
         let (status, body) = app.get(who, path).await;
         assert_eq!((status, code(&body)), (404, "not_found"), "{path}: {body}");
     }
@@ -867,7 +867,7 @@ async fn pools_refer_to_known_methods_and_currencies() {
             (422, "unknown_payment_method"),
         ),
         (
-            json!({"payment_method": "sbp", "fiat_currency": "XXX"}),
+            json!({"payment_method": "sbp", "fiat_currency": "ZZZ"}),
             (422, "unknown_currency"),
         ),
         (
@@ -1238,7 +1238,7 @@ async fn a_posted_rate_is_stored_audited_and_enqueued_for_the_rates_topic() {
             (422, "validation_failed"),
         ),
         (
-            json!({"fiat_currency": "XXX", "rate": "92.5"}),
+            json!({"fiat_currency": "ZZZ", "rate": "92.5"}),
             (422, "unknown_currency"),
         ),
         (

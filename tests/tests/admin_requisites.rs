@@ -303,7 +303,7 @@ async fn bad_input_is_refused_with_stable_codes_and_nothing_written() {
             "unknown currency",
             {
                 let mut b = card("4111111111111111");
-                b["fiat_currency"] = json!("XXX");
+                b["fiat_currency"] = json!("ZZZ");
                 b
             },
             422,
