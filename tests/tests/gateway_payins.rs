@@ -150,6 +150,11 @@ async fn a_payin_is_created_once_and_repeats_are_recognised() {
     );
     assert_eq!(order.customer_id.as_deref(), Some("customer-1"));
     assert!(payment_url.ends_with(&order.payment_token));
+    // The expiry the store was given travels with the order, so every stage keeps it.
+    let promised = chrono::DateTime::parse_from_rfc3339(created["expires_at"].as_str().unwrap())
+        .unwrap()
+        .timestamp_millis();
+    assert_eq!(order.expires_at, Some(promised));
     app.stop().await;
 }
 
