@@ -3,6 +3,7 @@
 
 use jivapay_platform::http::{bind, ops_router, serve, Readiness};
 use jivapay_platform::kafka::{Broker, RecordProducer};
+use jivapay_platform::settings::KafkaSettings;
 use jivapay_platform::{db, schema_registry, Settings, StartupError};
 use jivapay_processors::{check_co_partitioning, ProcessorKind, PROCESSORS};
 use jivapay_schemas::TOPICS;
@@ -79,15 +80,7 @@ pub async fn all(settings: &Settings, stop: CancellationToken) -> anyhow::Result
         .collect();
     let processors: Vec<_> = PROCESSORS
         .iter()
-        .map(|kind| {
-            spawn_processor(
-                *kind,
-                &broker,
-                &schemas,
-                &settings.kafka.group_prefix,
-                stop.clone(),
-            )
-        })
+        .map(|kind| spawn_processor(*kind, &broker, &schemas, &settings.kafka, stop.clone()))
         .collect();
     let pool_for_ingest = pool.clone();
     let readiness = Readiness::default()
@@ -244,13 +237,7 @@ pub async fn processor(
     let schemas = schema_registry::load(&settings.schema_registry).await?;
     check_co_partitioning(&broker, kind).await?;
     let readiness = Readiness::default().with_broker(broker.clone());
-    let work = spawn_processor(
-        kind,
-        &broker,
-        &schemas,
-        &settings.kafka.group_prefix,
-        stop.clone(),
-    );
+    let work = spawn_processor(kind, &broker, &schemas, &settings.kafka, stop.clone());
     let served = bind_and_serve(
         "processor",
         settings.http.ops_addr,
@@ -268,12 +255,12 @@ fn spawn_processor(
     kind: ProcessorKind,
     broker: &Broker,
     schemas: &jivapay_schemas::SchemaRegistry,
-    group_prefix: &str,
+    kafka: &KafkaSettings,
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<anyhow::Result<()>> {
-    let (broker, schemas, prefix) = (broker.clone(), schemas.clone(), group_prefix.to_owned());
+    let (broker, schemas, kafka) = (broker.clone(), schemas.clone(), kafka.clone());
     tokio::spawn(async move {
-        jivapay_processors::launch::launch(kind, &broker, schemas, &prefix, stop)
+        jivapay_processors::launch::launch(kind, &broker, schemas, &kafka, stop)
             .await
             .map_err(Into::into)
     })

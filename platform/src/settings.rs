@@ -46,7 +46,7 @@ impl Default for DatabaseSettings {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaSettings {
     /// `embedded` hosts librdkafka's mock cluster in this process (only for `jivapay all` and
@@ -56,6 +56,12 @@ pub struct KafkaSettings {
     pub group_prefix: String,
     /// How long start-up waits for the broker's metadata before giving up.
     pub connect_timeout_secs: u64,
+    /// A stable name of this process among the instances of its components (a host or pod
+    /// name), used as the processors' static group membership (`group.instance.id`): a
+    /// processor restarted under the same name takes its partitions back at once instead of
+    /// waiting for the group to notice the old member is gone. Unset: dynamic membership.
+    /// Two live processes must never share one.
+    pub instance_id: Option<String>,
 }
 
 impl Default for KafkaSettings {
@@ -64,6 +70,7 @@ impl Default for KafkaSettings {
             brokers: "embedded".into(),
             group_prefix: "jivapay".into(),
             connect_timeout_secs: 10,
+            instance_id: None,
         }
     }
 }
@@ -265,6 +272,17 @@ impl Settings {
         if self.kafka.group_prefix.trim().is_empty() {
             problems.push("kafka.group_prefix must not be empty".into());
         }
+        if let Some(id) = &self.kafka.instance_id {
+            let valid = (1..=64).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+            if !valid {
+                problems.push(
+                    "kafka.instance_id must be 1 to 64 letters, digits, '.', '_' or '-'".into(),
+                );
+            }
+        }
         if let Some(url) = &self.schema_registry.url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 problems.push("schema_registry.url must be an http(s) URL".into());
@@ -374,6 +392,7 @@ mod tests {
                 ("JIVAPAY__KAFKA__BROKERS", "nohost"),
                 ("JIVAPAY__DATABASE__URL", "mysql://x"),
                 ("JIVAPAY__RECEIPTS__STORE_URL", "ftp://x"),
+                ("JIVAPAY__KAFKA__INSTANCE_ID", "pod 1"),
             ])),
         )
         .unwrap_err()
@@ -381,6 +400,17 @@ mod tests {
         assert!(err.contains("kafka.brokers"), "{err}");
         assert!(err.contains("database.url"), "{err}");
         assert!(err.contains("receipts.store_url"), "{err}");
+        assert!(err.contains("kafka.instance_id"), "{err}");
+    }
+
+    #[test]
+    fn an_instance_id_names_a_static_group_member() {
+        let settings = Settings::load_from(
+            None,
+            Some(env(&[("JIVAPAY__KAFKA__INSTANCE_ID", "trader-book-0")])),
+        )
+        .unwrap();
+        assert_eq!(settings.kafka.instance_id.as_deref(), Some("trader-book-0"));
     }
 
     #[test]

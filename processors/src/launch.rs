@@ -10,6 +10,7 @@ use crate::tables::TableMasterData;
 use crate::trader_book::TraderBookProcessor;
 use crate::ProcessorKind;
 use jivapay_platform::kafka::{Broker, TableError};
+use jivapay_platform::settings::KafkaSettings;
 use jivapay_schemas::SchemaRegistry;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -22,17 +23,21 @@ pub enum LaunchError {
     Runtime(#[from] RuntimeError),
 }
 
-/// Runs processor `kind` until `stop`, in consumer group `<group_prefix>.<name>`.
+/// Runs processor `kind` until `stop`, in consumer group `<group_prefix>.<name>`, as static
+/// member `instance_id` of it when the settings name one.
 pub async fn launch(
     kind: ProcessorKind,
     broker: &Broker,
     registry: SchemaRegistry,
-    group_prefix: &str,
+    kafka: &KafkaSettings,
     stop: CancellationToken,
 ) -> Result<(), LaunchError> {
     let master: Arc<dyn MasterData> =
         Arc::new(TableMasterData::start(broker, &registry, stop.clone()).await?);
-    let config = RuntimeConfig::new(format!("{group_prefix}.{}", kind.name()));
+    let config = RuntimeConfig {
+        instance_id: kafka.instance_id.clone(),
+        ..RuntimeConfig::new(format!("{}.{}", kafka.group_prefix, kind.name()))
+    };
     let clock = Arc::new(SystemClock);
     let (inputs, changelog) = (kind.inputs(), kind.changelog());
     match kind {

@@ -30,6 +30,13 @@ impl OwnTansu {
         let dir =
             std::env::temp_dir().join(format!("jivapay-tansu-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("a folder for tansu");
+        let log = std::env::var_os("JIVAPAY_TEST_TANSU_LOG").map(|path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .expect("tansu log file")
+        });
         let child = Command::new(binary())
             .args([
                 "broker",
@@ -42,9 +49,16 @@ impl OwnTansu {
             ])
             .args(["--storage-engine", "memory://tansu/"])
             .current_dir(&dir)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // For a diagnosis: JIVAPAY_TEST_TANSU_LOG=<file> keeps the broker's log there, at
+            // the level of JIVAPAY_TEST_TANSU_RUST_LOG (default warn).
+            .env(
+                "RUST_LOG",
+                std::env::var("JIVAPAY_TEST_TANSU_RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(log.as_ref().map_or_else(Stdio::null, |f| {
+                Stdio::from(f.try_clone().expect("tansu log file"))
+            }))
+            .stderr(log.map_or_else(Stdio::null, Stdio::from))
             .spawn()
             .unwrap_or_else(|e| {
                 panic!(

@@ -29,6 +29,8 @@ pub struct RuntimeConfig {
     pub tick_interval_ms: u64,
     /// Bound on one restore.
     pub restore_timeout_ms: u64,
+    /// Static group membership (`group.instance.id`), see `KafkaSettings::instance_id`.
+    pub instance_id: Option<String>,
 }
 
 impl RuntimeConfig {
@@ -39,6 +41,7 @@ impl RuntimeConfig {
             batch_wait_ms: 5,
             tick_interval_ms: 500,
             restore_timeout_ms: 60_000,
+            instance_id: None,
         }
     }
 }
@@ -131,13 +134,17 @@ pub async fn run<P: Processor>(
     stop: CancellationToken,
 ) -> Result<(), RuntimeError> {
     let changed = Arc::new(AtomicBool::new(false));
+    let mut consumer_config =
+        consumer_config(broker.bootstrap_servers(), &config.group, &config.group);
+    consumer_config.set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
+    if let Some(id) = &config.instance_id {
+        consumer_config.set("group.instance.id", id);
+    }
     let consumer: StreamConsumer<RebalanceContext> =
-        consumer_config(broker.bootstrap_servers(), &config.group, &config.group)
-            .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
-            .create_with_context(RebalanceContext {
-                changed: changed.clone(),
-                stage: make().name(),
-            })?;
+        consumer_config.create_with_context(RebalanceContext {
+            changed: changed.clone(),
+            stage: make().name(),
+        })?;
     consumer.subscribe(inputs)?;
     let producer = RecordProducer::new(broker, registry.clone(), &config.group)?;
     let changelog_partitions = broker
