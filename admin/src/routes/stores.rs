@@ -183,13 +183,14 @@ fn to_json(view: &StoreView) -> serde_json::Value {
     serde_json::to_value(view).unwrap_or_default()
 }
 
-/// A new callback signing secret: `whsec_` and 32 random bytes from the OS, base64url.
+/// A new callback signing secret: `whsec_` and 32 random bytes from the OS in standard base64,
+/// as the Standard Webhooks libraries decode it (URL-safe base64 would verify with other bytes).
 pub fn new_signing_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     format!(
         "whsec_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        base64::engine::general_purpose::STANDARD.encode(bytes)
     )
 }
 
@@ -605,7 +606,7 @@ mod tests {
         assert_ne!(a, b);
         let body = a.strip_prefix("whsec_").unwrap();
         assert_eq!(
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
+            base64::engine::general_purpose::STANDARD
                 .decode(body)
                 .unwrap()
                 .len(),
