@@ -11,6 +11,7 @@
 #[path = "../api_keys.rs"]
 pub mod api_keys;
 
+use super::callback_deliveries::vet_callback_url;
 use super::users::{limit, query_rejected};
 use crate::audit::{self, Actor, Level};
 use crate::auth::permissions::allowed_scope;
@@ -254,6 +255,7 @@ async fn create(
     let callback_url = optional_url("callback_url", request.callback_url.as_deref())?;
     let success_url = optional_url("success_url", request.success_url.as_deref())?;
     let fail_url = optional_url("fail_url", request.fail_url.as_deref())?;
+    vet_callback_url(&state.pool, "callback_url", callback_url.as_deref()).await?;
     let secret = new_signing_secret();
 
     let mut tx = state.pool.begin().await?;
@@ -372,6 +374,9 @@ async fn update(
     let callback_url = url_change("callback_url", &request.callback_url)?;
     let success_url = url_change("success_url", &request.success_url)?;
     let fail_url = url_change("fail_url", &request.fail_url)?;
+    if let Some(Some(url)) = &callback_url {
+        vet_callback_url(&state.pool, "callback_url", Some(url)).await?;
+    }
     let visibility = auth.visibility();
     let mut tx = state.pool.begin().await?;
     let before = fetch_visible(&mut tx, &visibility, id, true).await?;
@@ -382,7 +387,8 @@ async fn update(
         "UPDATE stores SET name = $2, callback_url = $3, success_url = $4, fail_url = $5, is_enabled = $6,
             pay_in_enabled = $7, pay_out_enabled = $8,
             callbacks_disabled_at = CASE WHEN $9 THEN NULL ELSE callbacks_disabled_at END,
-            callbacks_disabled_reason = CASE WHEN $9 THEN NULL ELSE callbacks_disabled_reason END
+            callbacks_disabled_reason = CASE WHEN $9 THEN NULL ELSE callbacks_disabled_reason END,
+            callbacks_failing_since = CASE WHEN $9 THEN NULL ELSE callbacks_failing_since END
          WHERE id = $1",
     )
     .bind(id)
