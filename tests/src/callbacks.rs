@@ -27,6 +27,8 @@ pub enum Answer {
     Hang,
     /// 302 to another path of the receiver (which must never be requested).
     Redirect,
+    /// A status after a delay (milliseconds).
+    Delayed(u64, u16),
 }
 
 /// One request the receiver got.
@@ -104,6 +106,10 @@ async fn receive(
         Answer::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             StatusCode::OK.into_response()
+        }
+        Answer::Delayed(ms, code) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            (StatusCode::from_u16(code).unwrap(), "later").into_response()
         }
         Answer::Redirect => {
             (StatusCode::FOUND, [("location", "/elsewhere")], "moved").into_response()
