@@ -210,28 +210,32 @@ impl Sender {
         let lease_end = now + chrono::Duration::from_std(policy.lease()).unwrap_or_default();
         sqlx::query_as(
             "WITH candidates AS (
-                 SELECT d.id, d.store_id, d.next_attempt_at
-                 FROM callback_deliveries d
-                 JOIN stores s ON s.id = d.store_id
-                 WHERE d.status IN ('pending', 'delivering') AND d.next_attempt_at <= $1
-                   AND s.callbacks_disabled_at IS NULL
-                   AND NOT EXISTS (
-                       SELECT 1 FROM callback_deliveries e
-                       WHERE e.order_id = d.order_id AND e.order_version < d.order_version
-                         AND e.status IN ('pending', 'delivering'))
-                 ORDER BY d.next_attempt_at
-                 LIMIT 1000
-                 FOR UPDATE OF d SKIP LOCKED
-             ), ranked AS (
-                 SELECT c.id, c.next_attempt_at, c.store_id,
-                        row_number() OVER (PARTITION BY c.store_id ORDER BY c.next_attempt_at, c.id) AS n
-                 FROM candidates c
+                 -- Per store, at most its free slots: a store with a huge backlog cannot crowd
+                 -- the others out of a claim.
+                 SELECT c.id, c.next_attempt_at
+                 FROM stores s
+                 LEFT JOIN unnest($3::uuid[], $4::int[]) AS busy (store_id, n) ON busy.store_id = s.id
+                 CROSS JOIN LATERAL (
+                     SELECT d.id, d.next_attempt_at
+                     FROM callback_deliveries d
+                     WHERE d.store_id = s.id
+                       AND d.status IN ('pending', 'delivering') AND d.next_attempt_at <= $1
+                       AND NOT EXISTS (
+                           SELECT 1 FROM callback_deliveries e
+                           WHERE e.order_id = d.order_id AND e.order_version < d.order_version
+                             AND e.status IN ('pending', 'delivering'))
+                     ORDER BY d.next_attempt_at
+                     LIMIT greatest($5 - coalesce(busy.n, 0), 0)
+                     FOR UPDATE OF d SKIP LOCKED
+                 ) c
+                 WHERE s.callbacks_disabled_at IS NULL
+                   AND coalesce(busy.n, 0) < $5
+                   AND EXISTS (
+                       SELECT 1 FROM callback_deliveries x
+                       WHERE x.store_id = s.id AND x.status IN ('pending', 'delivering')
+                         AND x.next_attempt_at <= $1)
              ), chosen AS (
-                 SELECT r.id FROM ranked r
-                 LEFT JOIN unnest($3::uuid[], $4::int[]) AS busy (store_id, n) ON busy.store_id = r.store_id
-                 WHERE r.n + coalesce(busy.n, 0) <= $5
-                 ORDER BY r.next_attempt_at, r.id
-                 LIMIT $6
+                 SELECT id FROM candidates ORDER BY next_attempt_at, id LIMIT $6
              )
              UPDATE callback_deliveries d
              SET status = 'delivering', attempt_count = d.attempt_count + 1, next_attempt_at = $2,
