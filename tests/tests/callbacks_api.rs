@@ -363,3 +363,68 @@ async fn merchants_see_and_replay_only_their_own_deliveries() {
     sink.stop().await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_store_url_takes_over_undelivered_callbacks() {
+    let app = AdminApp::start_with_relay(false).await;
+    set_setting(&app, "callbacks.allow_private_addresses", json!(true)).await;
+    set_setting(&app, "callbacks.retry_schedule_secs", json!([0])).await;
+    let (old, new) = (Receiver::start().await, Receiver::start().await);
+    old.script(|_, _| Answer::Status(404));
+    let merchant = app.person(Role::Merchant, &[]).await;
+    let store_id = store(&app, &merchant, &old.url).await;
+    let sink = RunningSink::start(&app, jivapay_sinks::callbacks::system_clock());
+    let order = Uuid::new_v4();
+    // The first event carries the store's default URL, as fraud sets it.
+    let created = event(store_id, order, 1, OrderEventKind::Created, Some(&old.url));
+    produce(&app, std::slice::from_ref(&created)).await;
+    wait_count(
+        &app,
+        "SELECT count(*) FROM callback_deliveries WHERE status = 'failed'",
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
+    let (status, body) = app
+        .patch(
+            &merchant,
+            &format!("/api/stores/{store_id}"),
+            json!({"callback_url": new.url}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // The failed one, replayed, and the order's next event reach the new URL.
+    let (_, list) = app
+        .get(
+            &merchant,
+            &format!("/api/callback-deliveries?order_id={order}"),
+        )
+        .await;
+    let id = list[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(list[0]["url"], new.url);
+    let (status, _) = app
+        .post(
+            &merchant,
+            &format!("/api/callback-deliveries/{id}/replay"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    produce(
+        &app,
+        &[event(store_id, order, 2, OrderEventKind::Completed, None)],
+    )
+    .await;
+    let got = new.wait_for(2, Duration::from_secs(30)).await;
+    assert_eq!(got[0].id, created.event_id.to_string());
+    let (_, detail) = app
+        .get(&merchant, &format!("/api/callback-deliveries/{id}"))
+        .await;
+    assert_eq!(
+        detail["attempts"][0]["url"], old.url,
+        "attempts keep the URL they went to"
+    );
+    assert_eq!(detail["attempts"][1]["url"], new.url);
+    sink.stop().await;
+    app.stop().await;
+}

@@ -407,6 +407,13 @@ async fn an_endpoint_failing_for_long_is_disabled_and_re_enabled_by_its_merchant
         Duration::from_secs(10),
     )
     .await;
+    wait_count(
+        &app,
+        "SELECT count(*) FROM audit_log WHERE action = 'store.callbacks.disable' AND actor_role = 'system'",
+        1,
+        Duration::from_secs(5),
+    )
+    .await;
     let (status, view) = app.get(&merchant, &format!("/api/stores/{store_id}")).await;
     assert_eq!(status, 200);
     assert!(

@@ -393,7 +393,7 @@ async fn update(
     )
     .bind(id)
     .bind(name.unwrap_or_else(|| before.name.clone()))
-    .bind(callback_url.unwrap_or_else(|| before.callback_url.clone()))
+    .bind(callback_url.clone().unwrap_or_else(|| before.callback_url.clone()))
     .bind(success_url.unwrap_or_else(|| before.success_url.clone()))
     .bind(fail_url.unwrap_or_else(|| before.fail_url.clone()))
     .bind(request.is_enabled.unwrap_or(before.is_enabled))
@@ -403,6 +403,28 @@ async fn update(
     .execute(&mut *tx)
     .await
     .map_err(duplicate_name)?;
+    if let (true, Some(old_url), Some(Some(new_url))) =
+        (new_callback, &before.callback_url, &callback_url)
+    {
+        // Callbacks not yet delivered that were bound for the store's old URL (orders that took
+        // the store's default) go to the new one: fixing the URL fixes them, and a replay of a
+        // failed one reaches the new endpoint. Attempts keep the URL they were made to.
+        sqlx::query(
+            "UPDATE callback_deliveries SET url = $3
+             WHERE store_id = $1 AND url = $2 AND status IN ('pending', 'delivering', 'failed')",
+        )
+        .bind(id)
+        .bind(old_url)
+        .bind(new_url)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE callback_order_targets SET url = $3 WHERE store_id = $1 AND url = $2")
+            .bind(id)
+            .bind(old_url)
+            .bind(new_url)
+            .execute(&mut *tx)
+            .await?;
+    }
     let after = fetch_visible(&mut tx, &visibility, id, false).await?;
     audit::record(
         &mut tx,

@@ -446,7 +446,15 @@ impl Sender {
             } else {
                 let disable_before =
                     finished - chrono::Duration::from_std(policy.disable_after).unwrap_or_default();
-                sqlx::query(
+                let reason = format!(
+                    "every callback failed for {} s (last: {}); fix the endpoint, then re-enable \
+                     with POST /api/stores/{}/callbacks/enable or save a new callback_url",
+                    policy.disable_after.as_secs(),
+                    outcome.error.as_deref().unwrap_or("error"),
+                    delivery.store_id
+                );
+                // `true` when this attempt is the one that disabled the store.
+                let disabled_now: Option<bool> = sqlx::query_scalar(
                     "UPDATE stores SET
                          callbacks_failing_since = coalesce(callbacks_failing_since, $2),
                          callbacks_disabled_at = CASE
@@ -455,21 +463,31 @@ impl Sender {
                          callbacks_disabled_reason = CASE
                              WHEN callbacks_disabled_at IS NULL AND coalesce(callbacks_failing_since, $2) <= $3
                              THEN $5 ELSE callbacks_disabled_reason END
-                     WHERE id = $1",
+                     WHERE id = $1
+                     RETURNING callbacks_disabled_at IS NOT DISTINCT FROM $4",
                 )
                 .bind(delivery.store_id)
                 .bind(started)
                 .bind(disable_before)
                 .bind(finished)
-                .bind(format!(
-                    "every callback failed for {} s (last: {}); fix the endpoint, then re-enable \
-                     with POST /api/stores/{}/callbacks/enable or save a new callback_url",
-                    policy.disable_after.as_secs(),
-                    outcome.error.as_deref().unwrap_or("error"),
-                    delivery.store_id
-                ))
-                .execute(&mut *tx)
+                .bind(&reason)
+                .fetch_optional(&mut *tx)
                 .await?;
+                if disabled_now == Some(true) {
+                    metrics::counter!("jivapay_callback_stores_disabled_total").increment(1);
+                    tracing::warn!(store_id = %delivery.store_id, %reason, "callbacks disabled");
+                    sqlx::query(
+                        "INSERT INTO audit_log (actor_role, action, entity_type, entity_id, after, level)
+                         VALUES ('system', 'store.callbacks.disable', 'store', $1, $2, 'warning')",
+                    )
+                    .bind(delivery.store_id.to_string())
+                    .bind(serde_json::json!({
+                        "callbacks_disabled_at": finished,
+                        "callbacks_disabled_reason": reason,
+                    }))
+                    .execute(&mut *tx)
+                    .await?;
+                }
             }
         }
         tx.commit().await
