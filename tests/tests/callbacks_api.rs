@@ -205,6 +205,17 @@ async fn merchants_see_and_replay_only_their_own_deliveries() {
         .unwrap()
         .starts_with("answer 500"));
     assert!(attempt["latency_ms"].is_number());
+    let (_, list) = app
+        .get(&alice, "/api/callback-deliveries?from=2999-01-01T00:00:00Z")
+        .await;
+    assert_eq!(list, json!([]), "the time filter");
+    let (_, list) = app
+        .get(
+            &alice,
+            "/api/callback-deliveries?to=2999-01-01T00:00:00Z&event_type=order.created&limit=1",
+        )
+        .await;
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     let (status, _) = app
         .get(&alice, "/api/callback-deliveries?status=bogus")
         .await;
