@@ -161,6 +161,38 @@ async fn pay_ins_are_screened_routed_and_assigned() {
         (Some("no_requisite"), Some("no_eligible_requisite")),
         "{status}"
     );
+    // Support's answer to "why did my order fail": the event lists every requisite of the
+    // pool with the rule it failed; an assignment names the chosen one among the considered.
+    let candidates = |external: &'static str, event_type: &'static str| {
+        sqlx::query_scalar::<_, Value>(
+            "SELECT e.payload -> 'candidates' FROM order_events e JOIN orders o ON o.id = e.order_id
+             WHERE o.external_order_id = $1 AND e.event_type = $2",
+        )
+        .bind(external)
+        .bind(event_type)
+        .fetch_one(&db.pool)
+    };
+    let refused = candidates("too-big", "no_requisite").await.unwrap();
+    let refused = refused.as_array().unwrap();
+    assert!(!refused.is_empty());
+    assert!(
+        refused
+            .iter()
+            .all(|c| c["outcome"] == "skipped" && c["reason_code"].is_string()),
+        "{refused:?}"
+    );
+    assert!(refused
+        .iter()
+        .any(|c| c["reason_code"] == "above_max_amount"));
+    let assigned = candidates("ok-0", "assigned").await.unwrap();
+    let chosen: Vec<&Value> = assigned
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["outcome"] == "chosen")
+        .collect();
+    assert_eq!(chosen.len(), 1, "{assigned}");
+    assert!(assigned.as_array().unwrap().len() > 1, "{assigned}");
     let status = settled(&client, &app.ingest, key, "review").await;
     assert_eq!(
         (status["status"].as_str(), status["reason_code"].as_str()),
@@ -308,6 +340,29 @@ async fn pay_ins_are_screened_routed_and_assigned() {
         difference <= rust_decimal::Decimal::new(13, 6),
         "store balance {store_balance}, expected about {expected}"
     );
+
+    // The processors publish their consumer lag (from librdkafka's statistics, every 2 s).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let metrics = client
+            .get(format!("{}/metrics", app.admin))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let lag = metrics.lines().find(|l| {
+            l.starts_with("jivapay_processor_consumer_lag{") && l.contains("stage=\"fraud\"")
+        });
+        if let Some(line) = lag {
+            let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+            assert!(value >= 0.0, "{line}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no consumer lag published");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 
     app.terminate();
     db.drop_database().await;

@@ -45,4 +45,7 @@ pub const SCHEMAS: &[SchemaSource] = &[
     schema!("setting", 1, 113),
     schema!("changelog", 1, 114),
     schema!("dead_letter", 1, 115),
+    schema!("order_requested", 2, 116),
+    schema!("order_screened", 2, 117),
+    schema!("order_routed", 2, 118),
 ];

@@ -193,11 +193,13 @@ impl SchemaRegistry {
                 found: writer.name(),
             });
         }
-        let latest = self
-            .latest(T::SCHEMA)
-            .expect("the writer's family has a version");
-        let reader = (latest.id != id).then_some(&latest.schema);
-        let value = apache_avro::from_avro_datum(&writer.schema, &mut datum, reader)?;
+        // An older writer is resolved to the Rust type by field name: fields a newer version
+        // added (each with an Avro default, enforced by the compatibility test) take their serde
+        // default. Not apache-avro's reader-schema resolution: up to 0.22 it refuses any bytes
+        // decimal shorter than its declared precision ("Precision 20 too small to hold decimal
+        // values with 3 bytes"), i.e. every amount we write; 0.23 fixes it but is a release
+        // candidate.
+        let value = apache_avro::from_avro_datum(&writer.schema, &mut datum, None)?;
         if !datum.is_empty() {
             return Err(CodecError::TrailingBytes(datum.len()));
         }

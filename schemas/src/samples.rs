@@ -31,6 +31,7 @@ pub fn order_requested() -> OrderRequested {
         success_url: None,
         fail_url: None,
         payment_token: "tok_abc".into(),
+        expires_at: Some(AT + 900_000),
         requested_at: AT,
     }
 }
@@ -48,6 +49,13 @@ pub fn order_screened() -> OrderScreened {
         customer_id: None,
         excluded_traders: vec![id(9)],
         attempt: 1,
+        expires_at: Some(AT + 900_000),
+        refusals: vec![CandidateDecision {
+            trader_id: id(9),
+            requisite_id: Some(id(10)),
+            outcome: CandidateOutcome::Refused,
+            reason_code: Some("insufficient_deposit".into()),
+        }],
         requested_at: AT,
         screened_at: AT + 5,
     }
@@ -69,6 +77,21 @@ pub fn order_routed() -> OrderRouted {
         crypto_amount: dec("54.054054"),
         excluded_traders: vec![],
         attempt: 0,
+        expires_at: Some(AT + 900_000),
+        candidates: vec![
+            CandidateDecision {
+                trader_id: id(11),
+                requisite_id: Some(id(12)),
+                outcome: CandidateOutcome::Skipped,
+                reason_code: Some("min_interval".into()),
+            },
+            CandidateDecision {
+                trader_id: id(3),
+                requisite_id: Some(id(4)),
+                outcome: CandidateOutcome::Chosen,
+                reason_code: None,
+            },
+        ],
         requested_at: AT,
         routed_at: AT + 9,
     }

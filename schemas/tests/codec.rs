@@ -384,3 +384,45 @@ fn uuids_are_written_as_text() {
         apache_avro::types::Value::Uuid(posting.posting_id)
     );
 }
+
+/// Records written with v1 of a schema (before `expires_at`, `refusals` and `candidates`)
+/// still decode, with the new fields at their defaults: a processor upgraded mid-stream reads
+/// what its predecessor wrote.
+#[test]
+fn v1_records_still_decode() {
+    fn v1_bytes(name: &str) -> Vec<u8> {
+        let text = std::fs::read_to_string(golden_path(&format!("{name}.v1"))).unwrap();
+        let text = text.trim();
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+            .collect()
+    }
+    let registry = registry();
+    let requested: OrderRequested = registry.decode(&v1_bytes("order_requested")).unwrap();
+    assert_eq!(
+        requested,
+        OrderRequested {
+            expires_at: None,
+            ..samples::order_requested()
+        }
+    );
+    let screened: OrderScreened = registry.decode(&v1_bytes("order_screened")).unwrap();
+    assert_eq!(
+        screened,
+        OrderScreened {
+            expires_at: None,
+            refusals: vec![],
+            ..samples::order_screened()
+        }
+    );
+    let routed: OrderRouted = registry.decode(&v1_bytes("order_routed")).unwrap();
+    assert_eq!(
+        routed,
+        OrderRouted {
+            expires_at: None,
+            candidates: vec![],
+            ..samples::order_routed()
+        }
+    );
+}

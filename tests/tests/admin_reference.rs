@@ -43,6 +43,29 @@ impl Cast {
         }
     }
 
+    /// Those who may not edit reference data: the rater, support without a write permission,
+    /// and every non-staff role.
+    fn not_editors(&self) -> [&Person; 5] {
+        [
+            &self.rater,
+            &self.plain,
+            &self.lead,
+            &self.trader,
+            &self.merchant,
+        ]
+    }
+
+    /// Those who may not post rates: as [`Cast::not_editors`], with the editor instead.
+    fn not_raters(&self) -> [&Person; 5] {
+        [
+            &self.editor,
+            &self.plain,
+            &self.lead,
+            &self.trader,
+            &self.merchant,
+        ]
+    }
+
     /// Everyone who is authenticated, of every role.
     fn everyone(&self) -> [&Person; 8] {
         [
@@ -298,13 +321,7 @@ async fn reference_data_is_readable_by_every_role() {
 async fn countries_are_created_and_updated_by_reference_editors() {
     let app = AdminApp::start_with_relay(false).await;
     let cast = Cast::new(&app).await;
-    let outsiders = [
-        &cast.rater,
-        &cast.plain,
-        &cast.lead,
-        &cast.trader,
-        &cast.merchant,
-    ];
+    let outsiders = cast.not_editors();
     let path = "/api/reference/countries";
     let armenia = json!({"code": "AM", "name": "Armenia"});
     refused(
@@ -471,13 +488,7 @@ async fn countries_are_created_and_updated_by_reference_editors() {
 async fn currencies_are_fiat_and_refer_to_known_countries() {
     let app = AdminApp::start_with_relay(false).await;
     let cast = Cast::new(&app).await;
-    let outsiders = [
-        &cast.rater,
-        &cast.plain,
-        &cast.lead,
-        &cast.trader,
-        &cast.merchant,
-    ];
+    let outsiders = cast.not_editors();
     let path = "/api/reference/currencies";
     let tenge2 = json!({"code": "AMD", "name": "Armenian dram", "scale": 2});
     refused(
@@ -661,13 +672,7 @@ async fn currencies_are_fiat_and_refer_to_known_countries() {
 async fn payment_methods_are_created_and_updated_by_reference_editors() {
     let app = AdminApp::start_with_relay(false).await;
     let cast = Cast::new(&app).await;
-    let outsiders = [
-        &cast.rater,
-        &cast.plain,
-        &cast.lead,
-        &cast.trader,
-        &cast.merchant,
-    ];
+    let outsiders = cast.not_editors();
     let path = "/api/reference/payment-methods";
     let qr = json!({"code": "qr_pay", "name": "QR payment", "requisite_kind": "phone"});
     refused(
@@ -842,13 +847,7 @@ async fn payment_methods_are_created_and_updated_by_reference_editors() {
 async fn pools_refer_to_known_methods_and_currencies() {
     let app = AdminApp::start_with_relay(false).await;
     let cast = Cast::new(&app).await;
-    let outsiders = [
-        &cast.rater,
-        &cast.plain,
-        &cast.lead,
-        &cast.trader,
-        &cast.merchant,
-    ];
+    let outsiders = cast.not_editors();
     let path = "/api/reference/pools";
     let table = "payment_method_currencies";
     let pool = json!({"payment_method": "sbp", "fiat_currency": "KZT", "min_amount": "100", "max_amount": "500000"});
@@ -1023,13 +1022,7 @@ async fn pools_refer_to_known_methods_and_currencies() {
 async fn banks_belong_to_known_countries() {
     let app = AdminApp::start_with_relay(false).await;
     let cast = Cast::new(&app).await;
-    let outsiders = [
-        &cast.rater,
-        &cast.plain,
-        &cast.lead,
-        &cast.trader,
-        &cast.merchant,
-    ];
+    let outsiders = cast.not_editors();
     let path = "/api/reference/banks";
     let jusan = json!({"country_code": "KZ", "code": "jusan", "name": "Jusan Bank"});
     refused(
@@ -1185,13 +1178,7 @@ async fn a_posted_rate_is_stored_audited_and_enqueued_for_the_rates_topic() {
     let app = AdminApp::start_with_relay(false).await;
     let cast = Cast::new(&app).await;
     // Reference editors do not set rates.
-    let outsiders = [
-        &cast.editor,
-        &cast.plain,
-        &cast.lead,
-        &cast.trader,
-        &cast.merchant,
-    ];
+    let outsiders = cast.not_raters();
     let path = "/api/rates";
     let table = "exchange_rates";
     let rate = json!({"fiat_currency": "RUB", "rate": "93.12345678", "source": "bybit_p2p"});
@@ -1378,13 +1365,7 @@ async fn settings_are_read_and_changed_with_their_permissions() {
         let (status, body) = app.get(who, "/api/settings/orders.nothing").await;
         assert_eq!((status, code(&body)), (404, "unknown_setting"), "{body}");
     }
-    let outsiders = [
-        &cast.editor,
-        &cast.plain,
-        &cast.lead,
-        &cast.trader,
-        &cast.merchant,
-    ];
+    let outsiders = cast.not_raters();
     refused(&app, &outsiders, Method::GET, "/api/settings", None, table).await;
     refused(&app, &outsiders, Method::GET, &item, None, table).await;
     // Reading is not writing.

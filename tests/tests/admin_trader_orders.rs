@@ -94,6 +94,20 @@ async fn traders_act_on_their_own_open_orders_only() {
             .0,
         401
     );
+    let (status, body) = app
+        .post(&trader, "/api/trader/orders/not-a-uuid/confirm", json!({}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_path")),
+        "{body}"
+    );
+    let (status, body) = app.post(&trader, &confirm(Uuid::new_v4()), json!({})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "an order that does not exist"
+    );
     let report = |id: Uuid| format!("/api/trader/orders/{id}/report-non-payment");
     let (status, body) = app
         .post(

@@ -150,6 +150,11 @@ async fn a_payin_is_created_once_and_repeats_are_recognised() {
     );
     assert_eq!(order.customer_id.as_deref(), Some("customer-1"));
     assert!(payment_url.ends_with(&order.payment_token));
+    // The expiry the store was given travels with the order, so every stage keeps it.
+    let promised = chrono::DateTime::parse_from_rfc3339(created["expires_at"].as_str().unwrap())
+        .unwrap()
+        .timestamp_millis();
+    assert_eq!(order.expires_at, Some(promised));
     app.stop().await;
 }
 
@@ -286,6 +291,43 @@ async fn bad_input_and_bad_keys_create_nothing() {
             "{bad_key:?}"
         );
     }
+    // Lookups with a malformed or unknown id or token, and a token of another store's order
+    // guessed by changing one character: a stable 4xx, never another order's data.
+    let (status, answer) = gateway.get(key, "/api/v1/orders/not-a-uuid").await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("invalid_path")),
+        "{answer}"
+    );
+    let unknown = uuid::Uuid::new_v4();
+    for path in [
+        format!("/api/v1/orders/{unknown}"),
+        "/api/v1/orders/external/nothing-here".to_string(),
+        "/api/v1/payment/not-a-token".to_string(),
+        format!("/api/v1/payment/{}", "A".repeat(43)),
+    ] {
+        let (status, answer) = gateway.get(key, &path).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (404, Some("not_found")),
+            "{path}: {answer}"
+        );
+    }
+    let (status, answer) = gateway
+        .post(None, "/api/v1/payment/not-a-token/confirm", json!({}))
+        .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "{answer}"
+    );
+    let page = gateway
+        .client
+        .get(format!("{}/pay/not-a-token", gateway.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 404);
     assert_eq!(
         app.count("gateway_requests").await,
         0,

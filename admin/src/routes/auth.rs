@@ -6,9 +6,10 @@ use crate::auth::{password, Caller, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::json::Body;
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use jivapay_platform::http::path::Path;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 

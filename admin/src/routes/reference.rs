@@ -15,11 +15,12 @@ use crate::json::{present, Body};
 use crate::need;
 use crate::state::AppState;
 use crate::validate;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, patch};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use jivapay_platform::http::path::Path;
 use jivapay_schemas::records::Rate;
 use jivapay_schemas::topics::RATES;
 use rust_decimal::Decimal;
@@ -162,32 +163,83 @@ async fn method_active(conn: &mut PgConnection, code: &str) -> ApiResult<()> {
         .ok_or_else(|| unknown("unknown_payment_method", "payment method", code))
 }
 
-/// Deactivations are worth a warning; anything else is routine.
-fn level_of(before_active: bool, after_active: bool) -> Level {
-    if before_active && !after_active {
-        Level::Warning
-    } else {
-        Level::Info
+/// A reference entry as its audit row shows it.
+trait Entry: Serialize {
+    fn is_active(&self) -> bool;
+}
+
+macro_rules! entries {
+    ($($view:ty),*) => {$(
+        impl Entry for $view {
+            fn is_active(&self) -> bool {
+                self.is_active
+            }
+        }
+    )*};
+}
+entries!(CountryView, CurrencyView, MethodView, PoolView, BankView);
+
+/// A rate is never deactivated, only superseded.
+impl Entry for RateView {
+    fn is_active(&self) -> bool {
+        true
     }
 }
 
-/// The audit row of a change to a reference entry.
-fn entry<'a, T: Serialize>(
+/// A change to a reference entry, audited in the transaction that makes it.
+struct Change<'a> {
     action: &'a str,
     entity_type: &'a str,
     entity_id: String,
-    before: Option<&T>,
-    after: &T,
-    level: Level,
-) -> audit::Entry<'a> {
-    let image = |view: &T| serde_json::to_value(view).unwrap_or_default();
-    audit::Entry {
-        action,
-        entity_type,
-        entity_id,
-        before: before.map(image),
-        after: Some(image(after)),
-        level,
+}
+
+impl<'a> Change<'a> {
+    fn new(action: &'a str, entity_type: &'a str, entity_id: String) -> Self {
+        Self {
+            action,
+            entity_type,
+            entity_id,
+        }
+    }
+
+    /// Writes the audit row (`before` is `None` for a creation); a deactivation is a
+    /// warning, anything else routine.
+    async fn record<T: Entry>(
+        self,
+        tx: &mut PgConnection,
+        caller: &Caller,
+        before: Option<&T>,
+        after: &T,
+    ) -> ApiResult<()> {
+        let deactivated = before.is_some_and(|b| b.is_active() && !after.is_active());
+        let image = |view: &T| serde_json::to_value(view).unwrap_or_default();
+        let entry = audit::Entry {
+            action: self.action,
+            entity_type: self.entity_type,
+            entity_id: self.entity_id,
+            before: before.map(image),
+            after: Some(image(after)),
+            level: if deactivated {
+                Level::Warning
+            } else {
+                Level::Info
+            },
+        };
+        audit::record(tx, Actor::User(caller), entry).await?;
+        Ok(())
+    }
+
+    /// Writes the audit row and commits the change with it.
+    async fn commit<T: Entry>(
+        self,
+        mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+        caller: &Caller,
+        before: Option<&T>,
+        after: &T,
+    ) -> ApiResult<()> {
+        self.record(&mut tx, caller, before, after).await?;
+        tx.commit().await?;
+        Ok(())
     }
 }
 
@@ -260,20 +312,8 @@ async fn create_country(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| exists("country", &code))?;
-    audit::record(
-        &mut tx,
-        Actor::User(&auth.caller),
-        entry(
-            "country.create",
-            "country",
-            code,
-            None,
-            &created,
-            Level::Info,
-        ),
-    )
-    .await?;
-    tx.commit().await?;
+    let change = Change::new("country.create", "country", code);
+    change.commit(tx, &auth.caller, None, &created).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -299,21 +339,10 @@ async fn update_country(
     .bind(request.is_active)
     .fetch_one(&mut *tx)
     .await?;
-    let level = level_of(before.is_active, after.is_active);
-    audit::record(
-        &mut tx,
-        Actor::User(&auth.caller),
-        entry(
-            "country.update",
-            "country",
-            code,
-            Some(&before),
-            &after,
-            level,
-        ),
-    )
-    .await?;
-    tx.commit().await?;
+    let change = Change::new("country.update", "country", code);
+    change
+        .commit(tx, &auth.caller, Some(&before), &after)
+        .await?;
     Ok(Json(after))
 }
 
@@ -385,20 +414,8 @@ async fn create_currency(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| exists("currency", &code))?;
-    audit::record(
-        &mut tx,
-        Actor::User(&auth.caller),
-        entry(
-            "currency.create",
-            "currency",
-            code,
-            None,
-            &created,
-            Level::Info,
-        ),
-    )
-    .await?;
-    tx.commit().await?;
+    let change = Change::new("currency.create", "currency", code);
+    change.commit(tx, &auth.caller, None, &created).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -426,21 +443,10 @@ async fn update_currency(
     .bind(request.is_active)
     .fetch_one(&mut *tx)
     .await?;
-    let level = level_of(before.is_active, after.is_active);
-    audit::record(
-        &mut tx,
-        Actor::User(&auth.caller),
-        entry(
-            "currency.update",
-            "currency",
-            code,
-            Some(&before),
-            &after,
-            level,
-        ),
-    )
-    .await?;
-    tx.commit().await?;
+    let change = Change::new("currency.update", "currency", code);
+    change
+        .commit(tx, &auth.caller, Some(&before), &after)
+        .await?;
     Ok(Json(after))
 }
 
@@ -523,20 +529,8 @@ async fn create_method(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| exists("payment method", &code))?;
-    audit::record(
-        &mut tx,
-        Actor::User(&auth.caller),
-        entry(
-            "payment_method.create",
-            "payment_method",
-            code,
-            None,
-            &created,
-            Level::Info,
-        ),
-    )
-    .await?;
-    tx.commit().await?;
+    let change = Change::new("payment_method.create", "payment_method", code);
+    change.commit(tx, &auth.caller, None, &created).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -576,21 +570,10 @@ async fn update_method(
     .bind(request.is_active)
     .fetch_one(&mut *tx)
     .await?;
-    let level = level_of(before.is_active, after.is_active);
-    audit::record(
-        &mut tx,
-        Actor::User(&auth.caller),
-        entry(
-            "payment_method.update",
-            "payment_method",
-            code,
-            Some(&before),
-            &after,
-            level,
-        ),
-    )
-    .await?;
-    tx.commit().await?;
+    let change = Change::new("payment_method.update", "payment_method", code);
+    change
+        .commit(tx, &auth.caller, Some(&before), &after)
+        .await?;
     Ok(Json(after))
 }
 
@@ -697,13 +680,8 @@ async fn create_pool(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| exists("pool", &key))?;
-    audit::record(
-        &mut tx,
-        Actor::User(&auth.caller),
-        entry("pool.create", "pool", key, None, &created, Level::Info),
-    )
-    .await?;
-    tx.commit().await?;
+    let change = Change::new("pool.create", "pool", key);
+    change.commit(tx, &auth.caller, None, &created).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -739,21 +717,10 @@ async fn update_pool(
     .bind(request.is_active)
     .fetch_one(&mut *tx)
     .await?;
-    let level = level_of(before.is_active, after.is_active);
-    audit::record(
-        &mut tx,
-        Actor::User(&auth.caller),
-        entry(
-            "pool.update",
-            "pool",
-            pool_key(&method, &fiat),
-            Some(&before),
-            &after,
-            level,
-        ),
-    )
-    .await?;
-    tx.commit().await?;
+    let change = Change::new("pool.update", "pool", pool_key(&method, &fiat));
+    change
+        .commit(tx, &auth.caller, Some(&before), &after)
+        .await?;
     Ok(Json(after))
 }
 
@@ -828,20 +795,8 @@ async fn create_bank(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| exists("bank", &format!("{} in {}", code, request.country_code)))?;
-    audit::record(
-        &mut tx,
-        Actor::User(&auth.caller),
-        entry(
-            "bank.create",
-            "bank",
-            created.id.to_string(),
-            None,
-            &created,
-            Level::Info,
-        ),
-    )
-    .await?;
-    tx.commit().await?;
+    let change = Change::new("bank.create", "bank", created.id.to_string());
+    change.commit(tx, &auth.caller, None, &created).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -871,21 +826,10 @@ async fn update_bank(
     .bind(request.is_active)
     .fetch_one(&mut *tx)
     .await?;
-    let level = level_of(before.is_active, after.is_active);
-    audit::record(
-        &mut tx,
-        Actor::User(&auth.caller),
-        entry(
-            "bank.update",
-            "bank",
-            id.to_string(),
-            Some(&before),
-            &after,
-            level,
-        ),
-    )
-    .await?;
-    tx.commit().await?;
+    let change = Change::new("bank.update", "bank", id.to_string());
+    change
+        .commit(tx, &auth.caller, Some(&before), &after)
+        .await?;
     Ok(Json(after))
 }
 
@@ -1038,19 +982,8 @@ async fn post_rate(
     .bind(auth.caller.user_id)
     .fetch_one(&mut *tx)
     .await?;
-    audit::record(
-        &mut tx,
-        Actor::User(&auth.caller),
-        entry(
-            "exchange_rate.create",
-            "exchange_rate",
-            fiat.clone(),
-            None,
-            &created,
-            Level::Info,
-        ),
-    )
-    .await?;
+    let change = Change::new("exchange_rate.create", "exchange_rate", fiat.clone());
+    change.record(&mut tx, &auth.caller, None, &created).await?;
     let record = Rate {
         fiat_currency: fiat.clone(),
         rate: created.rate,

@@ -7,12 +7,13 @@
 use crate::auth::Authorized;
 use crate::need;
 use crate::state::AppState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use jivapay_platform::http::error::{ApiError, ApiResult};
 use jivapay_platform::http::json::Body;
+use jivapay_platform::http::path::Path;
 use jivapay_schemas::records::{TraderCommand, TraderCommandKind};
 use jivapay_schemas::topics::TRADER_COMMANDS;
 use rust_decimal::Decimal;

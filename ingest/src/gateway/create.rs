@@ -255,6 +255,9 @@ pub async fn create_payin(
         success_url: payin.success_url,
         fail_url: payin.fail_url,
         payment_token: token.clone(),
+        // The expiry in this response is the one every stage keeps, even if the window
+        // setting changes while the order is in flight.
+        expires_at: Some(expires_at.timestamp_millis()),
         requested_at: created_at.timestamp_millis(),
     };
     // Produced again on a repeat too: if the first attempt's produce failed, this is the one

@@ -4,9 +4,10 @@
 
 use crate::auth::StoreCaller;
 use crate::state::IngestState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use jivapay_platform::http::error::{ApiError, ApiResult};
+use jivapay_platform::http::path::Path;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use uuid::Uuid;

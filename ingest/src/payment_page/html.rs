@@ -5,9 +5,10 @@
 use super::receipts::MAX_RECEIPT_BYTES;
 use super::view::{load, PaymentView};
 use crate::state::IngestState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
+use jivapay_platform::http::path::Path;
 use std::collections::HashMap;
 
 /// Escapes text for HTML.

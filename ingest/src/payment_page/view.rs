@@ -2,9 +2,10 @@
 //! pay (decrypted for this page only).
 
 use crate::state::IngestState;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use jivapay_platform::http::error::{ApiError, ApiResult};
+use jivapay_platform::http::path::Path;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::Row;

@@ -3,6 +3,7 @@
 pub mod error;
 pub mod json;
 mod ops;
+pub mod path;
 mod serve;
 
 pub use ops::{ops_router, Readiness, ReadinessCheck};

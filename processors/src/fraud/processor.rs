@@ -194,12 +194,15 @@ fn outputs(
         ),
     };
     let accepted = kind == OrderEventKind::Created;
-    // What the gateway promised the merchant: the window runs from the request, so the
-    // trader book's timer states the same instant, and a replay screened later states it too.
+    // What the gateway promised the merchant (on the request since v2; older requests get
+    // the window from the request time), so the trader book's timer states the same instant
+    // and a replay screened later states it too.
     let expires_at = accepted.then(|| {
-        order
-            .requested_at
-            .saturating_add(settings.payment_window_secs.saturating_mul(1000))
+        order.expires_at.unwrap_or_else(|| {
+            order
+                .requested_at
+                .saturating_add(settings.payment_window_secs.saturating_mul(1000))
+        })
     });
     let event = OrderEvent {
         event_id: derived_id(&[order.order_id.as_bytes(), name.as_bytes()]),
@@ -244,6 +247,8 @@ fn outputs(
             customer_id: order.customer_id,
             excluded_traders: Vec::new(),
             attempt: 0,
+            expires_at,
+            refusals: Vec::new(),
             requested_at: order.requested_at,
             screened_at: now,
         }));

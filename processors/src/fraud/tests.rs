@@ -57,6 +57,8 @@ fn order(n: u128, amount: Option<&str>, customer: Option<&str>, at: Millis) -> O
         fiat_amount: amount.map(dec),
         customer_id: customer.map(str::to_string),
         payment_token: format!("tok-{n}"),
+        // As a v1 record: the window runs from the request (a test of a carried expiry sets it).
+        expires_at: None,
         requested_at: at,
         ..samples::order_requested()
     }
@@ -131,6 +133,23 @@ fn the_payment_window_comes_from_the_setting() {
     set(&md, "orders.payment_window_secs", "-5");
     let out = run(&mut p, order(2, Some("10.00"), None, T0), T0);
     assert_eq!(event(&out).expires_at, Some(T0 + 60_000));
+}
+
+#[test]
+fn the_expiry_the_gateway_promised_wins_over_the_current_setting() {
+    // The window setting changed between the gateway's answer and screening: the merchant
+    // keeps the expiry he was given, and it travels on to the router.
+    let md = master();
+    set(&md, "orders.payment_window_secs", "120");
+    let mut o = order(1, Some("10.00"), None, T0);
+    o.expires_at = Some(T0 + 900_000);
+    let out = run(&mut FraudProcessor::new(md), o, T0 + 5);
+    assert_eq!(event(&out).expires_at, Some(T0 + 900_000));
+    let screened = out.iter().find_map(|e| match e {
+        Emit::Screened(s) => Some(s),
+        _ => None,
+    });
+    assert_eq!(screened.unwrap().expires_at, Some(T0 + 900_000));
 }
 
 #[test]

@@ -20,6 +20,10 @@ pub const MAX_ATTEMPTS: i32 = 20;
 /// The reason code of a trader whose book refused the order (as the trader book names it).
 const REFUSED_BY_TRADER_BOOK: &str = "refused_by_trader_book";
 
+/// The reason code of an eligible requisite that another one preceded (higher priority, or
+/// its turn came earlier).
+const NOT_NEXT_IN_TURN: &str = "not_next_in_turn";
+
 /// What the router remembers of one pool: a turn counter and, per requisite, the turn it was
 /// last proposed at. A counter rather than a time: many orders share a millisecond.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -53,16 +57,7 @@ impl RouterProcessor {
 
     fn route(&mut self, order: OrderScreened, now: Millis) -> Vec<Emit> {
         if order.attempt >= MAX_ATTEMPTS {
-            let refused = order
-                .excluded_traders
-                .iter()
-                .map(|trader_id| CandidateDecision {
-                    trader_id: *trader_id,
-                    requisite_id: None,
-                    outcome: CandidateOutcome::Refused,
-                    reason_code: Some(REFUSED_BY_TRADER_BOOK.into()),
-                })
-                .collect();
+            let refused = refusals(&order);
             let detail = format!("{} proposals refused by trader books", order.attempt);
             return vec![no_requisite(
                 &order,
@@ -113,16 +108,9 @@ impl RouterProcessor {
                 (c.priority, last_turn, c.requisite_id)
             });
         let Some(chosen) = chosen else {
-            let candidates: Vec<CandidateDecision> = considered
-                .iter()
-                .map(|c| CandidateDecision {
-                    trader_id: c.trader_id,
-                    requisite_id: Some(c.requisite_id),
-                    outcome: CandidateOutcome::Skipped,
-                    reason_code: c.verdict.err().map(|r| r.code().to_string()),
-                })
-                .collect();
-            let (reason, detail) = if candidates.is_empty() {
+            let skipped = considered.len();
+            let candidates = decisions(&order, &considered, None);
+            let (reason, detail) = if skipped == 0 {
                 (
                     "no_requisite_in_pool",
                     format!("no requisite in pool {}", order.pool),
@@ -130,7 +118,7 @@ impl RouterProcessor {
             } else {
                 (
                     "no_eligible_requisite",
-                    format!("none of {} requisites can take the order", candidates.len()),
+                    format!("none of {skipped} requisites can take the order"),
                 )
             };
             let rated = Some((rate, Some(crypto)));
@@ -138,6 +126,7 @@ impl RouterProcessor {
         };
 
         let (trader_id, requisite_id) = (chosen.trader_id, chosen.requisite_id);
+        let candidates = decisions(&order, &considered, Some(requisite_id));
         state.last_turn.insert(requisite_id, state.next_turn);
         state.next_turn += 1;
         // Forget requisites that left the pool, so the record does not grow forever.
@@ -159,6 +148,8 @@ impl RouterProcessor {
             crypto_amount: crypto,
             excluded_traders: order.excluded_traders,
             attempt: order.attempt,
+            expires_at: order.expires_at,
+            candidates,
             requested_at: order.requested_at,
             routed_at: now,
         })]
@@ -192,6 +183,63 @@ impl RouterProcessor {
         considered.sort_by_key(|c| (c.trader_id, c.requisite_id));
         considered
     }
+}
+
+/// The trader books' refusals so far, each with its reason. Records written before v2 carry
+/// only the excluded traders, so those get the generic reason.
+fn refusals(order: &OrderScreened) -> Vec<CandidateDecision> {
+    if !order.refusals.is_empty() {
+        return order.refusals.clone();
+    }
+    order
+        .excluded_traders
+        .iter()
+        .map(|trader_id| CandidateDecision {
+            trader_id: *trader_id,
+            requisite_id: None,
+            outcome: CandidateOutcome::Refused,
+            reason_code: Some(REFUSED_BY_TRADER_BOOK.into()),
+        })
+        .collect()
+}
+
+/// What support reads on the order's event: every requisite of the pool once — the chosen
+/// one, the eligible ones that were not next in turn, the ones a trader book refused with the
+/// book's reason, the skipped ones with the first rule they failed — then the refusals of
+/// traders no longer in the pool.
+fn decisions(
+    order: &OrderScreened,
+    considered: &[Considered],
+    chosen: Option<Uuid>,
+) -> Vec<CandidateDecision> {
+    let refusals = refusals(order);
+    let mut out: Vec<CandidateDecision> = considered
+        .iter()
+        .map(|c| {
+            let refusal = refusals
+                .iter()
+                .find(|r| r.requisite_id == Some(c.requisite_id));
+            let (outcome, reason_code) = match (c.verdict, refusal) {
+                (Ok(()), _) if Some(c.requisite_id) == chosen => (CandidateOutcome::Chosen, None),
+                (Ok(()), _) => (CandidateOutcome::Skipped, Some(NOT_NEXT_IN_TURN.into())),
+                (Err(SkipReason::ExcludedAfterRefusal), Some(r)) => {
+                    (CandidateOutcome::Refused, r.reason_code.clone())
+                }
+                (Err(reason), _) => (CandidateOutcome::Skipped, Some(reason.code().into())),
+            };
+            CandidateDecision {
+                trader_id: c.trader_id,
+                requisite_id: Some(c.requisite_id),
+                outcome,
+                reason_code,
+            }
+        })
+        .collect();
+    let gone = refusals
+        .into_iter()
+        .filter(|r| !considered.iter().any(|c| c.trader_id == r.trader_id));
+    out.extend(gone);
+    out
 }
 
 /// The final NO_REQUISITE event. `rated`: the rate and crypto amount, when known.

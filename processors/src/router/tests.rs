@@ -2,8 +2,9 @@ use super::eligibility::{LONGEST_DAY_MS, LONGEST_MONTH_MS};
 use super::*;
 use crate::core::{derived_id, Emit, InMemoryMasterData, Input, MasterData, Millis, Processor};
 use jivapay_schemas::records::{
-    CandidateOutcome, Direction, ModerationStatus, OrderEvent, OrderEventKind, OrderRouted,
-    OrderScreened, OrderStatus, Rate, Requisite, RequisiteUsage, Trader, TraderCapacity,
+    CandidateDecision, CandidateOutcome, Direction, ModerationStatus, OrderEvent, OrderEventKind,
+    OrderRouted, OrderScreened, OrderStatus, Rate, Requisite, RequisiteUsage, Trader,
+    TraderCapacity,
 };
 use jivapay_schemas::samples;
 use proptest::prelude::*;
@@ -98,6 +99,7 @@ fn order(n: u128, amount: &str) -> OrderScreened {
         order_id: Uuid::from_u128(0x0de0_0000 + n),
         fiat_amount: dec(amount),
         excluded_traders: Vec::new(),
+        refusals: Vec::new(),
         attempt: 0,
         ..samples::order_screened()
     }
@@ -471,6 +473,62 @@ fn a_refusing_trader_is_excluded_and_the_next_one_proposed() {
 }
 
 #[test]
+fn a_proposal_lists_every_requisite_and_the_book_reason_of_a_refusal() {
+    let md = master(vec![
+        trader(1, 1, vec![requisite(1)]),
+        trader(2, 2, vec![requisite(2), requisite(3)]),
+    ]);
+    let mut p = RouterProcessor::new(md);
+    let mut back = order(1, "5000.00");
+    back.excluded_traders = vec![tid(1), tid(9)];
+    back.attempt = 2;
+    back.refusals = vec![
+        CandidateDecision {
+            trader_id: tid(1),
+            requisite_id: Some(rid(1)),
+            outcome: CandidateOutcome::Refused,
+            reason_code: Some("insufficient_deposit".into()),
+        },
+        // A trader who refused and has left the pool since.
+        CandidateDecision {
+            trader_id: tid(9),
+            requisite_id: Some(rid(9)),
+            outcome: CandidateOutcome::Refused,
+            reason_code: Some("daily_count_exceeded".into()),
+        },
+    ];
+    let r = routed(route(&mut p, back.clone(), T0));
+    assert_eq!((r.trader_id, r.requisite_id), (tid(2), rid(2)));
+    assert_eq!(r.expires_at, back.expires_at);
+    let listed: Vec<_> = r
+        .candidates
+        .iter()
+        .map(|c| (c.requisite_id, c.outcome, c.reason_code.as_deref()))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            (
+                Some(rid(1)),
+                CandidateOutcome::Refused,
+                Some("insufficient_deposit")
+            ),
+            (Some(rid(2)), CandidateOutcome::Chosen, None),
+            (
+                Some(rid(3)),
+                CandidateOutcome::Skipped,
+                Some("not_next_in_turn")
+            ),
+            (
+                Some(rid(9)),
+                CandidateOutcome::Refused,
+                Some("daily_count_exceeded")
+            ),
+        ]
+    );
+}
+
+#[test]
 fn attempts_are_capped() {
     let md = master(vec![trader(1, 1, vec![requisite(1)])]);
     let mut p = RouterProcessor::new(md);
@@ -691,8 +749,10 @@ proptest! {
                 }
                 Emit::Event(e) => {
                     prop_assert!(eligible.is_empty(), "no requisite while {} eligible", eligible.len());
+                    // Every requisite of the pool once, then the refusal of a trader not in it.
                     let total: usize = traders.iter().map(|t| t.requisites.len()).sum();
-                    prop_assert_eq!(e.candidates.len(), total);
+                    let gone = usize::from(!traders.iter().any(|t| t.trader_id == tid(*excluded as u128)));
+                    prop_assert_eq!(e.candidates.len(), total + gone);
                     prop_assert!(e.candidates.iter().all(|c| c.reason_code.is_some()));
                 }
                 other => prop_assert!(false, "unexpected {:?}", other),

@@ -55,12 +55,37 @@ pub enum RuntimeError {
     NoChangelog(String),
 }
 
-/// Marks that the assignment changed, so the loop rebuilds its state before going on.
+/// How often librdkafka reports statistics, from which the consumer lag gauge is set.
+const STATISTICS_INTERVAL_MS: &str = "2000";
+
+/// Marks that the assignment changed, so the loop rebuilds its state before going on, and
+/// publishes the consumer lag librdkafka computes from its statistics (no extra round trips:
+/// the high watermark comes with every fetch response).
 struct RebalanceContext {
     changed: Arc<AtomicBool>,
+    stage: &'static str,
 }
 
-impl ClientContext for RebalanceContext {}
+impl ClientContext for RebalanceContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for (topic, stats) in &statistics.topics {
+            for (id, partition) in &stats.partitions {
+                // -1 is librdkafka's internal "unassigned" partition; a lag of -1 is unknown
+                // (no committed offset or watermark yet).
+                if *id < 0 || partition.consumer_lag < 0 {
+                    continue;
+                }
+                metrics::gauge!(
+                    "jivapay_processor_consumer_lag",
+                    "stage" => self.stage,
+                    "topic" => topic.clone(),
+                    "partition" => id.to_string()
+                )
+                .set(partition.consumer_lag as f64);
+            }
+        }
+    }
+}
 
 impl ConsumerContext for RebalanceContext {
     fn post_rebalance(
@@ -108,8 +133,10 @@ pub async fn run<P: Processor>(
     let changed = Arc::new(AtomicBool::new(false));
     let consumer: StreamConsumer<RebalanceContext> =
         consumer_config(broker.bootstrap_servers(), &config.group, &config.group)
+            .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
             .create_with_context(RebalanceContext {
                 changed: changed.clone(),
+                stage: make().name(),
             })?;
     consumer.subscribe(inputs)?;
     let producer = RecordProducer::new(broker, registry.clone(), &config.group)?;

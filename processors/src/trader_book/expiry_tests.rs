@@ -22,6 +22,7 @@ fn request(n: u128, fiat: &str, at: Millis) -> OrderRequested {
         fiat_currency: r.fiat_currency,
         payment_method: r.payment_method,
         customer_id: None,
+        expires_at: None,
         requested_at: at,
         ..samples::order_requested()
     }

@@ -179,6 +179,9 @@ pub fn routed(n: u128, fiat: &str) -> OrderRouted {
         crypto_amount: (fiat / d("100")).round_dp(6),
         excluded_traders: Vec::new(),
         attempt: 1,
+        // As a v1 record: the window runs from the request (tests of a carried expiry set it).
+        expires_at: None,
+        candidates: Vec::new(),
         requested_at: REQUESTED_AT,
         routed_at: T0 - SEC,
     }

@@ -63,7 +63,8 @@ pub fn on_routed(
     }
     state.seen_orders.remember(routed.order_id);
     if let Err(refusal) = eligibility::check(ctx.trader, routed, state, ctx.window, ctx.now) {
-        out.push(Emit::Screened(records::screened_back(routed, ctx.now)));
+        let back = records::screened_back(routed, refusal.code(), ctx.now);
+        out.push(Emit::Screened(back));
         return Outcome::Refused(refusal.code());
     }
 
@@ -76,14 +77,14 @@ pub fn on_routed(
     let order = OpenOrder {
         state: OrderState::Assigned,
         sequence: ASSIGNED_SEQUENCE,
-        // The window the gateway promised the merchant and fraud announced on CREATED runs
-        // from the request, not from here: every stage states the same expiry, and a replay
-        // processed later states it again.
-        deadline: Some(
+        // The expiry the gateway promised the merchant and fraud announced on CREATED, not a
+        // window from here: every stage states the same instant, and a replay processed later
+        // states it again. Records from before v2 carry none: the window runs from the request.
+        deadline: Some(routed.expires_at.unwrap_or_else(|| {
             routed
                 .requested_at
-                .saturating_add(ctx.settings.payment_window_ms),
-        ),
+                .saturating_add(ctx.settings.payment_window_ms)
+        })),
         requisite_id: routed.requisite_id,
         store_id: routed.store_id,
         external_order_id: routed.external_order_id.clone(),

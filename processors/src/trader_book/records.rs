@@ -74,8 +74,12 @@ pub fn order_event(
     }
 }
 
-/// The candidates of an assignment: the traders whose books refused before, then this one.
+/// The candidates of an assignment: what the router considered (since v2), else the traders
+/// whose books refused before, then this one.
 pub fn assignment_candidates(routed: &OrderRouted) -> Vec<CandidateDecision> {
+    if !routed.candidates.is_empty() {
+        return routed.candidates.clone();
+    }
     routed
         .excluded_traders
         .iter()
@@ -95,12 +99,25 @@ pub fn assignment_candidates(routed: &OrderRouted) -> Vec<CandidateDecision> {
         .collect()
 }
 
-/// A refused order goes back to its pool's router with this trader excluded.
-pub fn screened_back(routed: &OrderRouted, now: Millis) -> OrderScreened {
+/// A refused order goes back to its pool's router with this trader excluded and the refusal,
+/// with its reason, added to the ones before.
+pub fn screened_back(routed: &OrderRouted, reason: &str, now: Millis) -> OrderScreened {
     let mut excluded = routed.excluded_traders.clone();
     if !excluded.contains(&routed.trader_id) {
         excluded.push(routed.trader_id);
     }
+    let mut refusals: Vec<CandidateDecision> = routed
+        .candidates
+        .iter()
+        .filter(|c| c.outcome == CandidateOutcome::Refused)
+        .cloned()
+        .collect();
+    refusals.push(CandidateDecision {
+        trader_id: routed.trader_id,
+        requisite_id: Some(routed.requisite_id),
+        outcome: CandidateOutcome::Refused,
+        reason_code: Some(reason.to_string()),
+    });
     OrderScreened {
         order_id: routed.order_id,
         store_id: routed.store_id,
@@ -114,6 +131,8 @@ pub fn screened_back(routed: &OrderRouted, now: Millis) -> OrderScreened {
         customer_id: None,
         excluded_traders: excluded,
         attempt: routed.attempt.saturating_add(1),
+        expires_at: routed.expires_at,
+        refusals,
         requested_at: routed.requested_at,
         screened_at: now,
     }

@@ -4,8 +4,9 @@ use super::fixtures::*;
 use super::{Outcome, Refusal, TraderBookProcessor, ASSIGNED_SEQUENCE, REFUSED_BY_TRADER_BOOK};
 use crate::core::{derived_id, Emit, Input, Processor};
 use jivapay_schemas::records::{
-    AccountKind, AccountOwnerKind, CandidateOutcome, Direction, LedgerTransfer, ModerationStatus,
-    OrderEventKind, OrderRouted, OrderStatus, PostingKind, TraderCommandKind as K, TransferKind,
+    AccountKind, AccountOwnerKind, CandidateDecision, CandidateOutcome, Direction, LedgerTransfer,
+    ModerationStatus, OrderEventKind, OrderRouted, OrderStatus, PostingKind,
+    TraderCommandKind as K, TransferKind,
 };
 use rust_decimal::Decimal;
 use std::collections::HashSet;
@@ -116,6 +117,36 @@ fn the_assignment_lists_the_traders_refused_before() {
         Some(REFUSED_BY_TRADER_BOOK)
     );
     assert_eq!(e.candidates[1].outcome, CandidateOutcome::Chosen);
+}
+
+#[test]
+fn the_assignment_states_the_router_candidates_and_the_promised_expiry() {
+    let mut b = funded("1000");
+    let mut r = routed(1, "500");
+    // The gateway promised 5 minutes; the book's window setting does not override it.
+    r.expires_at = Some(REQUESTED_AT + 300 * SEC);
+    r.candidates = vec![
+        CandidateDecision {
+            trader_id: Uuid::from_u128(0x999),
+            requisite_id: Some(Uuid::from_u128(0x998)),
+            outcome: CandidateOutcome::Skipped,
+            reason_code: Some("min_interval".into()),
+        },
+        CandidateDecision {
+            trader_id: TRADER,
+            requisite_id: Some(r.requisite_id),
+            outcome: CandidateOutcome::Chosen,
+            reason_code: None,
+        },
+    ];
+    let (out, _) = route(&mut b, r.clone(), T0);
+    let e = events(&out)[0];
+    assert_eq!(e.candidates, r.candidates);
+    assert_eq!(e.expires_at, Some(REQUESTED_AT + 300 * SEC));
+    // The timer fires at that instant, not at the end of the configured window.
+    assert!(b.book.tick(REQUESTED_AT + 300 * SEC - 1).is_empty());
+    let out = b.book.tick(REQUESTED_AT + 300 * SEC);
+    assert_eq!(events(&out)[0].kind, OrderEventKind::Expired, "{out:?}");
 }
 
 #[test]
@@ -246,6 +277,13 @@ fn every_rule_refuses_with_its_code_and_sends_the_order_back() {
         assert_eq!(s.fiat_amount, r.fiat_amount);
         assert_eq!(s.attempt, r.attempt + 1);
         assert!(s.excluded_traders.contains(&r.trader_id), "{refusal:?}");
+        let last = s.refusals.last().expect("the refusal travels back");
+        assert_eq!(
+            (last.trader_id, last.requisite_id, last.outcome),
+            (r.trader_id, Some(r.requisite_id), CandidateOutcome::Refused)
+        );
+        assert_eq!(last.reason_code.as_deref(), Some(refusal.code()));
+        assert_eq!(s.expires_at, r.expires_at);
         assert_eq!(s.screened_at, T0 + 30 * SEC);
         assert_eq!(s.requested_at, r.requested_at);
         let state = b
@@ -993,7 +1031,7 @@ fn the_state_stays_small_and_closed_orders_leave_it() {
 #[test]
 fn inputs_of_other_processors_are_not_for_the_book() {
     let mut b = funded("1000");
-    let back = super::records::screened_back(&routed(1, "500"), T0);
+    let back = super::records::screened_back(&routed(1, "500"), "insufficient_deposit", T0);
     let (out, o) = b.explain(Input::Screened(back), T0);
     assert_eq!((out.len(), o), (0, Outcome::NotForThisBook));
     assert_eq!(b.book.name(), "trader-book");

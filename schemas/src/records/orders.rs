@@ -29,6 +29,8 @@ pub struct OrderRequested {
     pub success_url: Option<String>,
     pub fail_url: Option<String>,
     pub payment_token: String,
+    /// The end of the payment window the gateway promised (v2; absent on v1 records).
+    pub expires_at: Option<i64>,
     pub requested_at: i64,
 }
 
@@ -50,6 +52,10 @@ pub struct OrderScreened {
     #[serde(with = "crate::uuid_text::vec")]
     pub excluded_traders: Vec<Uuid>,
     pub attempt: i32,
+    pub expires_at: Option<i64>,
+    /// The trader books that refused the order so far, each with its reason.
+    #[serde(default)]
+    pub refusals: Vec<CandidateDecision>,
     pub requested_at: i64,
     pub screened_at: i64,
 }
@@ -79,6 +85,11 @@ pub struct OrderRouted {
     #[serde(with = "crate::uuid_text::vec")]
     pub excluded_traders: Vec<Uuid>,
     pub attempt: i32,
+    pub expires_at: Option<i64>,
+    /// Every requisite considered for this proposal (earlier refusals, skipped, chosen): the
+    /// trader book states them on the ASSIGNED event.
+    #[serde(default)]
+    pub candidates: Vec<CandidateDecision>,
     pub requested_at: i64,
     pub routed_at: i64,
 }
