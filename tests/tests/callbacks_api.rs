@@ -216,6 +216,8 @@ async fn merchants_see_and_replay_only_their_own_deliveries() {
         )
         .await;
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    let (status, body) = app.get(&alice, "/api/callback-deliveries/not-a-uuid").await;
+    assert_eq!((status, code(&body)), (400, "invalid_path"), "{body}");
     let (status, _) = app
         .get(&alice, "/api/callback-deliveries?status=bogus")
         .await;
