@@ -71,12 +71,23 @@ pub async fn all(settings: &Settings, stop: CancellationToken) -> anyhow::Result
             RecordProducer::new(&broker, schemas.clone(), "jivapay-admin")?,
         );
     let relay = spawn_outbox_relay(&broker, &pool, &schemas, stop.clone())?;
-    let sinks: Vec<_> = [SinkKind::Ledger, SinkKind::Projection]
+    let sinks: Vec<_> = [SinkKind::Ledger, SinkKind::Projection, SinkKind::Callbacks]
         .into_iter()
-        .filter_map(|kind| {
+        .map(|kind| {
             let group = format!("{}.sink.{}", settings.kafka.group_prefix, kind.name());
-            spawn_sink(kind, &broker, &schemas, &pool, &group, stop.clone())
+            spawn_sink(
+                kind,
+                settings,
+                &broker,
+                &schemas,
+                &pool,
+                &group,
+                stop.clone(),
+            )
         })
+        .collect::<anyhow::Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
         .collect();
     let processors: Vec<_> = PROCESSORS
         .iter()
@@ -278,7 +289,15 @@ pub async fn sink(settings: &Settings, name: &str, stop: CancellationToken) -> a
         .with_database(pool.clone())
         .with_broker(broker.clone());
     let group = format!("{}.sink.{name}", settings.kafka.group_prefix);
-    let work = spawn_sink(kind, &broker, &schemas, &pool, &group, stop.clone());
+    let work = spawn_sink(
+        kind,
+        settings,
+        &broker,
+        &schemas,
+        &pool,
+        &group,
+        stop.clone(),
+    )?;
     let served = bind_and_serve(
         "sink",
         settings.http.ops_addr,
@@ -293,16 +312,17 @@ pub async fn sink(settings: &Settings, name: &str, stop: CancellationToken) -> a
     served
 }
 
-/// Starts a sink's loop; `None` for the sinks whose work arrives with later issues (callbacks,
-/// audit), which for now only serve their ops endpoints.
+/// Starts a sink's loop; `None` for the sink whose work arrives with a later issue (audit),
+/// which for now only serves its ops endpoints.
 fn spawn_sink(
     kind: SinkKind,
+    settings: &Settings,
     broker: &Broker,
     schemas: &jivapay_schemas::SchemaRegistry,
     pool: &sqlx::PgPool,
     group: &str,
     stop: CancellationToken,
-) -> Option<tokio::task::JoinHandle<anyhow::Result<()>>> {
+) -> anyhow::Result<Option<tokio::task::JoinHandle<anyhow::Result<()>>>> {
     let (broker, schemas, pool, group) = (
         broker.clone(),
         schemas.clone(),
@@ -310,7 +330,7 @@ fn spawn_sink(
         group.to_owned(),
     );
     let topic = kind.inputs()[0];
-    match kind {
+    Ok(match kind {
         SinkKind::Ledger => Some(tokio::spawn(async move {
             jivapay_sinks::runtime::run(
                 &broker,
@@ -337,8 +357,35 @@ fn spawn_sink(
             .await
             .map_err(Into::into)
         })),
-        SinkKind::Callbacks | SinkKind::Audit => None,
-    }
+        SinkKind::Callbacks => {
+            let data_key = std::sync::Arc::new(jivapay_admin::crypto::DataKey::from_settings(
+                settings.security.data_key.as_ref(),
+            )?);
+            let public_url = settings
+                .http
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", settings.http.ingest_addr));
+            let secrets: jivapay_sinks::callbacks::SecretOpener =
+                std::sync::Arc::new(move |stored: &str| {
+                    jivapay_admin::routes::stores::open_signing_secret(&data_key, stored)
+                });
+            Some(tokio::spawn(jivapay_sinks::callbacks::run(
+                broker,
+                schemas,
+                pool,
+                group,
+                jivapay_sinks::callbacks::Options {
+                    public_url,
+                    secrets,
+                    clock: jivapay_sinks::callbacks::system_clock(),
+                    sender: Default::default(),
+                },
+                stop,
+            )))
+        }
+        SinkKind::Audit => None,
+    })
 }
 
 pub async fn migrate(settings: &Settings) -> Result<(), StartupError> {

@@ -1,6 +1,7 @@
 //! The sinks: consumers that write PostgreSQL (ledger, order projection, audit) or call
 //! merchants (callbacks). This module registers the fixed set of them and what they read.
 
+pub mod callbacks;
 pub mod ledger;
 pub mod projection;
 pub mod runtime;

@@ -5,6 +5,7 @@
 //! message saying how to start it: nothing is silently skipped.
 
 pub mod admin;
+pub mod callbacks;
 pub mod gateway;
 pub mod murmur2;
 pub mod process;

@@ -3,6 +3,7 @@
 
 mod audit_log;
 mod auth;
+pub mod callback_deliveries;
 mod merchants;
 mod reference;
 mod requisites;
@@ -29,6 +30,7 @@ pub fn router() -> Router<AppState> {
         .merge(reference::router())
         .merge(settings::router())
         .merge(audit_log::router())
+        .merge(callback_deliveries::router())
 }
 
 /// Unix time now, in seconds.

@@ -11,6 +11,7 @@
 #[path = "../api_keys.rs"]
 pub mod api_keys;
 
+use super::callback_deliveries::vet_callback_url;
 use super::users::{limit, query_rejected};
 use crate::audit::{self, Actor, Level};
 use crate::auth::permissions::allowed_scope;
@@ -184,13 +185,14 @@ fn to_json(view: &StoreView) -> serde_json::Value {
     serde_json::to_value(view).unwrap_or_default()
 }
 
-/// A new callback signing secret: `whsec_` and 32 random bytes from the OS, base64url.
+/// A new callback signing secret: `whsec_` and 32 random bytes from the OS in standard base64,
+/// as the Standard Webhooks libraries decode it (URL-safe base64 would verify with other bytes).
 pub fn new_signing_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     format!(
         "whsec_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        base64::engine::general_purpose::STANDARD.encode(bytes)
     )
 }
 
@@ -254,6 +256,7 @@ async fn create(
     let callback_url = optional_url("callback_url", request.callback_url.as_deref())?;
     let success_url = optional_url("success_url", request.success_url.as_deref())?;
     let fail_url = optional_url("fail_url", request.fail_url.as_deref())?;
+    vet_callback_url(&state.pool, "callback_url", callback_url.as_deref()).await?;
     let secret = new_signing_secret();
 
     let mut tx = state.pool.begin().await?;
@@ -372,6 +375,9 @@ async fn update(
     let callback_url = url_change("callback_url", &request.callback_url)?;
     let success_url = url_change("success_url", &request.success_url)?;
     let fail_url = url_change("fail_url", &request.fail_url)?;
+    if let Some(Some(url)) = &callback_url {
+        vet_callback_url(&state.pool, "callback_url", Some(url)).await?;
+    }
     let visibility = auth.visibility();
     let mut tx = state.pool.begin().await?;
     let before = fetch_visible(&mut tx, &visibility, id, true).await?;
@@ -382,12 +388,13 @@ async fn update(
         "UPDATE stores SET name = $2, callback_url = $3, success_url = $4, fail_url = $5, is_enabled = $6,
             pay_in_enabled = $7, pay_out_enabled = $8,
             callbacks_disabled_at = CASE WHEN $9 THEN NULL ELSE callbacks_disabled_at END,
-            callbacks_disabled_reason = CASE WHEN $9 THEN NULL ELSE callbacks_disabled_reason END
+            callbacks_disabled_reason = CASE WHEN $9 THEN NULL ELSE callbacks_disabled_reason END,
+            callbacks_failing_since = CASE WHEN $9 THEN NULL ELSE callbacks_failing_since END
          WHERE id = $1",
     )
     .bind(id)
     .bind(name.unwrap_or_else(|| before.name.clone()))
-    .bind(callback_url.unwrap_or_else(|| before.callback_url.clone()))
+    .bind(callback_url.clone().unwrap_or_else(|| before.callback_url.clone()))
     .bind(success_url.unwrap_or_else(|| before.success_url.clone()))
     .bind(fail_url.unwrap_or_else(|| before.fail_url.clone()))
     .bind(request.is_enabled.unwrap_or(before.is_enabled))
@@ -397,6 +404,28 @@ async fn update(
     .execute(&mut *tx)
     .await
     .map_err(duplicate_name)?;
+    if let (true, Some(old_url), Some(Some(new_url))) =
+        (new_callback, &before.callback_url, &callback_url)
+    {
+        // Callbacks not yet delivered that were bound for the store's old URL (orders that took
+        // the store's default) go to the new one: fixing the URL fixes them, and a replay of a
+        // failed one reaches the new endpoint. Attempts keep the URL they were made to.
+        sqlx::query(
+            "UPDATE callback_deliveries SET url = $3
+             WHERE store_id = $1 AND url = $2 AND status IN ('pending', 'delivering', 'failed')",
+        )
+        .bind(id)
+        .bind(old_url)
+        .bind(new_url)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE callback_order_targets SET url = $3 WHERE store_id = $1 AND url = $2")
+            .bind(id)
+            .bind(old_url)
+            .bind(new_url)
+            .execute(&mut *tx)
+            .await?;
+    }
     let after = fetch_visible(&mut tx, &visibility, id, false).await?;
     audit::record(
         &mut tx,
@@ -606,7 +635,7 @@ mod tests {
         assert_ne!(a, b);
         let body = a.strip_prefix("whsec_").unwrap();
         assert_eq!(
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
+            base64::engine::general_purpose::STANDARD
                 .decode(body)
                 .unwrap()
                 .len(),

@@ -138,6 +138,12 @@ pub async fn create_payin(
     Body(request): Body<CreatePayin>,
 ) -> ApiResult<(StatusCode, Json<PayinCreated>)> {
     let payin = request.parse()?;
+    jivapay_admin::routes::callback_deliveries::vet_callback_url(
+        &state.pool,
+        "callback_url",
+        payin.callback_url.as_deref(),
+    )
+    .await?;
     // Reference data and the store's own switches, in one round trip.
     let row = sqlx::query(
         "SELECT
