@@ -27,13 +27,28 @@ pub enum SinkError {
     DeadLetter(#[from] jivapay_platform::kafka::ProduceError),
 }
 
-/// Writes one record inside the batch's transaction.
-pub trait Sink<T>: Send + Sync {
+/// Writes records inside the batch's transaction.
+pub trait Sink<T: Sync>: Send + Sync {
     fn write<'a>(
         &'a self,
         tx: &'a mut PgConnection,
         record: &'a T,
     ) -> impl Future<Output = sqlx::Result<()>> + Send + 'a;
+
+    /// Writes a batch's records in their order. One by one unless the sink does better: a
+    /// round trip per record is what bounds a sink's throughput.
+    fn write_batch<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        records: &'a [&'a T],
+    ) -> impl Future<Output = sqlx::Result<()>> + Send + 'a {
+        async move {
+            for record in records {
+                self.write(tx, record).await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 async fn stored_offset(
@@ -90,6 +105,7 @@ pub async fn run<T: Record + Send + Sync, S: Sink<T>>(
             Err(e) => break Err(e.into()),
         };
         let mut advanced: HashMap<i32, i64> = HashMap::new();
+        let mut to_write: Vec<&T> = Vec::with_capacity(batch.len());
         let mut failed = None;
         for record in &batch {
             let stored = match next.get(&record.partition) {
@@ -106,12 +122,12 @@ pub async fn run<T: Record + Send + Sync, S: Sink<T>>(
                 continue; // written before a restart or a rebalance
             }
             if let Some(value) = &record.value {
-                if let Err(e) = sink.write(&mut tx, value).await {
-                    failed = Some(e);
-                    break;
-                }
+                to_write.push(value);
             }
             advanced.insert(record.partition, record.offset + 1);
+        }
+        if failed.is_none() {
+            failed = sink.write_batch(&mut tx, &to_write).await.err();
         }
         if let Some(e) = failed {
             // Nothing of the batch is kept; the records are read again after a restart.

@@ -4,8 +4,11 @@
 //! (`version` = the event's sequence), and each event id is recorded once, so replays and
 //! redeliveries change nothing.
 
+mod fold;
+
 use crate::runtime::Sink;
-use jivapay_schemas::records::{Direction, OrderEvent, OrderEventKind, OrderStatus};
+use fold::OrderRow;
+use jivapay_schemas::records::{OrderEvent, OrderEventKind, OrderStatus};
 use sqlx::PgConnection;
 
 pub struct ProjectionSink;
@@ -67,92 +70,130 @@ impl Sink<OrderEvent> for ProjectionSink {
         tx: &'a mut PgConnection,
         event: &'a OrderEvent,
     ) -> sqlx::Result<()> {
-        let at = millis(event.occurred_at);
-        let when = |kind: OrderEventKind| (event.kind == kind).then_some(at);
-        sqlx::query(
-            "INSERT INTO orders (id, store_id, external_order_id, direction, status, previous_status, fiat_amount,
-                 fiat_currency, crypto_amount, rate, payment_method, trader_id, requisite_id, customer_id, callback_url,
-                 reason_code, payment_token, created_at, assigned_at, client_confirmed_at, trader_paid_at,
-                 completed_at, closed_at, expires_at, updated_at, last_event_id, version)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21,
-                 $22, $23, $24, $18, $25, $26)
-             ON CONFLICT (id) DO UPDATE SET
-                 status = EXCLUDED.status,
-                 previous_status = EXCLUDED.previous_status,
-                 fiat_amount = coalesce(EXCLUDED.fiat_amount, orders.fiat_amount),
-                 crypto_amount = coalesce(EXCLUDED.crypto_amount, orders.crypto_amount),
-                 rate = coalesce(EXCLUDED.rate, orders.rate),
-                 trader_id = coalesce(EXCLUDED.trader_id, orders.trader_id),
-                 requisite_id = coalesce(EXCLUDED.requisite_id, orders.requisite_id),
-                 reason_code = EXCLUDED.reason_code,
-                 payment_token = coalesce(orders.payment_token, EXCLUDED.payment_token),
-                 assigned_at = coalesce(orders.assigned_at, EXCLUDED.assigned_at),
-                 client_confirmed_at = coalesce(orders.client_confirmed_at, EXCLUDED.client_confirmed_at),
-                 trader_paid_at = coalesce(orders.trader_paid_at, EXCLUDED.trader_paid_at),
-                 completed_at = coalesce(orders.completed_at, EXCLUDED.completed_at),
-                 closed_at = EXCLUDED.closed_at,
-                 expires_at = coalesce(EXCLUDED.expires_at, orders.expires_at),
-                 updated_at = EXCLUDED.updated_at,
-                 last_event_id = EXCLUDED.last_event_id,
-                 version = EXCLUDED.version,
-                 projected_at = now()
-             WHERE orders.version < EXCLUDED.version",
-        )
-        .bind(event.order_id)
-        .bind(event.store_id)
-        .bind(&event.external_order_id)
-        .bind(if event.direction == Direction::PayOut { "pay_out" } else { "pay_in" })
-        .bind(status_name(event.status))
-        .bind(event.previous_status.map(status_name))
-        .bind(event.fiat_amount)
-        .bind(&event.fiat_currency)
-        .bind(event.crypto_amount)
-        .bind(event.rate)
-        .bind(&event.payment_method)
-        .bind(event.trader_id)
-        .bind(event.requisite_id)
-        .bind(&event.customer_id)
-        .bind(&event.callback_url)
-        .bind(&event.reason_code)
-        .bind(&event.payment_token)
-        .bind(at)
-        .bind(when(OrderEventKind::Assigned))
-        .bind(when(OrderEventKind::ClientConfirmed))
-        .bind(when(OrderEventKind::TraderPaid))
-        .bind(when(OrderEventKind::Completed))
-        .bind(is_terminal(event.status).then_some(at))
-        .bind(event.expires_at.map(millis))
-        .bind(event.event_id)
-        .bind(i64::from(event.sequence))
-        .execute(&mut *tx)
-        .await?;
-        let payload = serde_json::json!({
-            "reason_code": event.reason_code,
-            "reason_detail": event.reason_detail,
-            "trader_id": event.trader_id,
-            "requisite_id": event.requisite_id,
-            "crypto_amount": event.crypto_amount,
-            "rate": event.rate,
-            "candidates": event.candidates.iter().map(|c| serde_json::json!({
-                "trader_id": c.trader_id,
-                "requisite_id": c.requisite_id,
-                "outcome": format!("{:?}", c.outcome).to_lowercase(),
-                "reason_code": c.reason_code,
-            })).collect::<Vec<_>>(),
-        });
-        sqlx::query(
-            "INSERT INTO order_events (event_id, order_id, version, event_type, status, actor_kind, occurred_at, payload)
-             VALUES ($1, $2, $3, $4, $5, 'system', $6, $7) ON CONFLICT DO NOTHING",
-        )
-        .bind(event.event_id)
-        .bind(event.order_id)
-        .bind(i64::from(event.sequence))
-        .bind(kind_name(event.kind))
-        .bind(status_name(event.status))
-        .bind(at)
-        .bind(payload)
-        .execute(&mut *tx)
-        .await?;
-        Ok(())
+        self.write_batch(tx, &[event]).await
     }
+
+    /// Two statements per batch, whatever its size: the orders (one folded row each) and the
+    /// events, as arrays.
+    async fn write_batch<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        events: &'a [&'a OrderEvent],
+    ) -> sqlx::Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        upsert_orders(tx, &fold::fold(events)).await?;
+        insert_events(tx, events).await
+    }
+}
+
+/// Inserts the orders not yet projected and moves the others forward, each only if the row is
+/// newer than what the table holds.
+async fn upsert_orders(tx: &mut PgConnection, rows: &[OrderRow]) -> sqlx::Result<()> {
+    fn column<T>(rows: &[OrderRow], f: impl Fn(&OrderRow) -> T) -> Vec<T> {
+        rows.iter().map(f).collect()
+    }
+    sqlx::query(
+        "INSERT INTO orders (id, store_id, external_order_id, direction, status, previous_status, fiat_amount,
+             fiat_currency, crypto_amount, rate, payment_method, trader_id, requisite_id, customer_id, callback_url,
+             reason_code, payment_token, created_at, assigned_at, client_confirmed_at, trader_paid_at,
+             completed_at, closed_at, expires_at, updated_at, last_event_id, version)
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+             $7::numeric[], $8::text[], $9::numeric[], $10::numeric[], $11::text[], $12::uuid[], $13::uuid[],
+             $14::text[], $15::text[], $16::text[], $17::text[], $18::timestamptz[], $19::timestamptz[],
+             $20::timestamptz[], $21::timestamptz[], $22::timestamptz[], $23::timestamptz[],
+             $24::timestamptz[], $25::timestamptz[], $26::uuid[], $27::bigint[])
+         ON CONFLICT (id) DO UPDATE SET
+             status = EXCLUDED.status,
+             previous_status = EXCLUDED.previous_status,
+             fiat_amount = coalesce(EXCLUDED.fiat_amount, orders.fiat_amount),
+             crypto_amount = coalesce(EXCLUDED.crypto_amount, orders.crypto_amount),
+             rate = coalesce(EXCLUDED.rate, orders.rate),
+             trader_id = coalesce(EXCLUDED.trader_id, orders.trader_id),
+             requisite_id = coalesce(EXCLUDED.requisite_id, orders.requisite_id),
+             reason_code = EXCLUDED.reason_code,
+             payment_token = coalesce(orders.payment_token, EXCLUDED.payment_token),
+             assigned_at = coalesce(orders.assigned_at, EXCLUDED.assigned_at),
+             client_confirmed_at = coalesce(orders.client_confirmed_at, EXCLUDED.client_confirmed_at),
+             trader_paid_at = coalesce(orders.trader_paid_at, EXCLUDED.trader_paid_at),
+             completed_at = coalesce(orders.completed_at, EXCLUDED.completed_at),
+             closed_at = EXCLUDED.closed_at,
+             expires_at = coalesce(EXCLUDED.expires_at, orders.expires_at),
+             updated_at = EXCLUDED.updated_at,
+             last_event_id = EXCLUDED.last_event_id,
+             version = EXCLUDED.version,
+             projected_at = now()
+         WHERE orders.version < EXCLUDED.version",
+    )
+    .bind(column(rows, |r| r.id))
+    .bind(column(rows, |r| r.store_id))
+    .bind(column(rows, |r| r.external_order_id.clone()))
+    .bind(column(rows, |r| r.direction))
+    .bind(column(rows, |r| r.status))
+    .bind(column(rows, |r| r.previous_status))
+    .bind(column(rows, |r| r.fiat_amount))
+    .bind(column(rows, |r| r.fiat_currency.clone()))
+    .bind(column(rows, |r| r.crypto_amount))
+    .bind(column(rows, |r| r.rate))
+    .bind(column(rows, |r| r.payment_method.clone()))
+    .bind(column(rows, |r| r.trader_id))
+    .bind(column(rows, |r| r.requisite_id))
+    .bind(column(rows, |r| r.customer_id.clone()))
+    .bind(column(rows, |r| r.callback_url.clone()))
+    .bind(column(rows, |r| r.reason_code.clone()))
+    .bind(column(rows, |r| r.payment_token.clone()))
+    .bind(column(rows, |r| r.created_at))
+    .bind(column(rows, |r| r.assigned_at))
+    .bind(column(rows, |r| r.client_confirmed_at))
+    .bind(column(rows, |r| r.trader_paid_at))
+    .bind(column(rows, |r| r.completed_at))
+    .bind(column(rows, |r| r.closed_at))
+    .bind(column(rows, |r| r.expires_at))
+    .bind(column(rows, |r| r.updated_at))
+    .bind(column(rows, |r| r.last_event_id))
+    .bind(column(rows, |r| r.version))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// The order timeline: every event once (by its id), with what support reads on it.
+async fn insert_events(tx: &mut PgConnection, events: &[&OrderEvent]) -> sqlx::Result<()> {
+    let payloads: Vec<serde_json::Value> = events
+        .iter()
+        .map(|event| {
+            serde_json::json!({
+                "reason_code": event.reason_code,
+                "reason_detail": event.reason_detail,
+                "trader_id": event.trader_id,
+                "requisite_id": event.requisite_id,
+                "crypto_amount": event.crypto_amount,
+                "rate": event.rate,
+                "candidates": event.candidates.iter().map(|c| serde_json::json!({
+                    "trader_id": c.trader_id,
+                    "requisite_id": c.requisite_id,
+                    "outcome": format!("{:?}", c.outcome).to_lowercase(),
+                    "reason_code": c.reason_code,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    sqlx::query(
+        "INSERT INTO order_events (event_id, order_id, version, event_type, status, actor_kind, occurred_at, payload)
+         SELECT event_id, order_id, version, event_type, status, 'system', occurred_at, payload
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::timestamptz[], $7::jsonb[])
+             AS e (event_id, order_id, version, event_type, status, occurred_at, payload)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(events.iter().map(|e| e.event_id).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.order_id).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| i64::from(e.sequence)).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| kind_name(e.kind)).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| status_name(e.status)).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| millis(e.occurred_at)).collect::<Vec<_>>())
+    .bind(payloads)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
