@@ -5,6 +5,7 @@ use crate::state::IngestState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use jivapay_platform::http::error::ApiError;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 /// The authenticated store.
@@ -34,7 +35,15 @@ impl FromRequestParts<IngestState> for StoreCaller {
     async fn from_request_parts(parts: &mut Parts, state: &IngestState) -> Result<Self, ApiError> {
         let key = presented_key(parts)
             .ok_or_else(|| ApiError::unauthenticated("an API key is required (X-Api-Key)"))?;
+        let key_hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        if let Some(store_id) = state.cache.store_of(&key_hash) {
+            return Ok(StoreCaller { store_id });
+        }
+        let epoch = state.cache.epoch();
         let store = jivapay_admin::routes::stores::api_keys::authenticate(&state.pool, key).await?;
+        if let Some(store_id) = store {
+            state.cache.remember_store(epoch, key_hash, store_id);
+        }
         store
             .map(|store_id| StoreCaller { store_id })
             .ok_or_else(|| ApiError::unauthenticated("the API key is invalid, revoked or expired"))

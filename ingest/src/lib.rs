@@ -2,6 +2,7 @@
 //! keys), validated at the edge into typed orders before anything reaches Kafka.
 
 pub mod auth;
+pub mod cache;
 pub mod gateway;
 pub mod payment_page;
 pub mod state;

@@ -1,5 +1,6 @@
 //! What the gateway's handlers reach.
 
+use crate::cache::GatewayCache;
 use crate::payment_page::ReceiptStore;
 use jivapay_admin::crypto::DataKey;
 use jivapay_platform::kafka::RecordProducer;
@@ -20,4 +21,6 @@ pub struct IngestState {
     pub payment_window: Duration,
     /// Where customers' receipts are stored (local folder or S3, from `receipts.*` settings).
     pub receipts: Arc<ReceiptStore>,
+    /// API keys and pool checks, kept true by a listener (see [`crate::cache`]).
+    pub cache: Arc<GatewayCache>,
 }

@@ -124,7 +124,7 @@ pub async fn all(settings: &Settings, stop: CancellationToken) -> anyhow::Result
         "ingest",
         ingest_listener,
         jivapay_ingest::router(
-            ingest_state(settings, &pool_for_ingest, &broker, &schemas).await?,
+            ingest_state(settings, &pool_for_ingest, &broker, &schemas, &stop).await?,
             readiness.clone(),
         ),
         stop.clone(),
@@ -152,7 +152,7 @@ pub async fn ingest(settings: &Settings, stop: CancellationToken) -> anyhow::Res
     let broker = Broker::connect(&settings.kafka, false, "ingest").await?;
     let schemas = schema_registry::load(&settings.schema_registry).await?;
     let pool = db::connect(&settings.database).await?;
-    let state = ingest_state(settings, &pool, &broker, &schemas).await?;
+    let state = ingest_state(settings, &pool, &broker, &schemas, &stop).await?;
     let readiness = Readiness::default().with_database(pool).with_broker(broker);
     bind_and_serve(
         "ingest",
@@ -164,12 +164,20 @@ pub async fn ingest(settings: &Settings, stop: CancellationToken) -> anyhow::Res
 }
 
 /// The gateway's dependencies. The payment window it promises is the runtime setting at start.
+/// Starts the listener that keeps the gateway's cache true (until `stop`).
 async fn ingest_state(
     settings: &Settings,
     pool: &sqlx::PgPool,
     broker: &Broker,
     schemas: &jivapay_schemas::SchemaRegistry,
+    stop: &CancellationToken,
 ) -> anyhow::Result<jivapay_ingest::IngestState> {
+    let cache = std::sync::Arc::new(jivapay_ingest::cache::GatewayCache::default());
+    tokio::spawn(jivapay_ingest::cache::listen(
+        pool.clone(),
+        cache.clone(),
+        stop.clone(),
+    ));
     let window_secs: Option<i64> = sqlx::query_scalar(
         "SELECT (value #>> '{}')::bigint FROM configuration_settings WHERE key = 'orders.payment_window_secs'",
     )
@@ -192,6 +200,7 @@ async fn ingest_state(
         receipts: std::sync::Arc::new(jivapay_ingest::payment_page::ReceiptStore::from_settings(
             &settings.receipts,
         )?),
+        cache,
     })
 }
 

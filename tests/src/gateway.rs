@@ -33,6 +33,12 @@ impl Gateway {
             )
             .unwrap(),
         );
+        let cache = Arc::new(jivapay_ingest::cache::GatewayCache::default());
+        tokio::spawn(jivapay_ingest::cache::listen(
+            app.db.pool.clone(),
+            cache.clone(),
+            tokio_util::sync::CancellationToken::new(),
+        ));
         let state = jivapay_ingest::IngestState {
             pool: app.db.pool.clone(),
             producer: RecordProducer::new(&app.broker, app.state.schemas.clone(), "test-ingest")
@@ -44,6 +50,7 @@ impl Gateway {
             public_url: "http://pay.test".into(),
             payment_window: Duration::from_secs(900),
             receipts: receipts.clone(),
+            cache,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

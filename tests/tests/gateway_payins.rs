@@ -2,6 +2,7 @@
 //! conflicting repeat (409), status by id and external id, scoping to the store, and bad input
 //! refused with stable codes while nothing is created.
 
+use jivapay_admin::auth::Role;
 use jivapay_domain::{OrderId, StoreId};
 use jivapay_platform::kafka::RecordConsumer;
 use jivapay_schemas::records::{Direction, OrderRequested};
@@ -9,6 +10,7 @@ use jivapay_schemas::topics::ORDERS_REQUESTED;
 use jivapay_tests::admin::AdminApp;
 use jivapay_tests::gateway::Gateway;
 use jivapay_tests::unique_group;
+use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -333,5 +335,109 @@ async fn bad_input_and_bad_keys_create_nothing() {
         0,
         "nothing was created"
     );
+    app.stop().await;
+}
+
+/// The gateway keeps keys and pool checks in memory; a revoked key, disabled pay-ins or a
+/// deactivated pool still take effect at once (a database notification drops the cache).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocations_and_switches_reach_the_gateway_at_once() {
+    let app = AdminApp::start_with_relay(false).await;
+    let gateway = Gateway::start(&app).await;
+    let store = Gateway::store(&app).await;
+    let key = Some(store.api_key.as_str());
+    // Each answer below comes within a short bound, not after the cache's time to live.
+    async fn within(
+        what: &str,
+        mut attempt: impl AsyncFnMut() -> (u16, Value),
+        wanted: (u16, &str),
+    ) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        loop {
+            let (status, body) = attempt().await;
+            if (status, body["error"]["code"].as_str()) == (wanted.0, Some(wanted.1)) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: still {status} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // Warm the cache: twice the same answer.
+    for n in 0..2 {
+        let (status, _) = gateway
+            .post(key, "/api/v1/payins", payin(&format!("warm-{n}"), "100"))
+            .await;
+        assert_eq!(status, 201);
+    }
+
+    let path = format!("/api/stores/{}", store.store_id);
+    let (status, _) = app
+        .patch(&store.merchant, &path, json!({"pay_in_enabled": false}))
+        .await;
+    assert_eq!(status, 200);
+    within(
+        "pay-ins disabled",
+        async || {
+            gateway
+                .post(key, "/api/v1/payins", payin("after-off", "100"))
+                .await
+        },
+        (403, "pay_in_disabled"),
+    )
+    .await;
+    let (status, _) = app
+        .patch(&store.merchant, &path, json!({"pay_in_enabled": true}))
+        .await;
+    assert_eq!(status, 200);
+
+    let admin = app.person(Role::Admin, &["*:*:*"]).await;
+    let (status, body) = app
+        .patch(
+            &admin,
+            "/api/reference/pools/sbp/RUB",
+            json!({"is_active": false}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    within(
+        "pool deactivated",
+        async || {
+            gateway
+                .post(key, "/api/v1/payins", payin("after-pool", "100"))
+                .await
+        },
+        (422, "unknown_payment_method"),
+    )
+    .await;
+
+    let (_, keys) = app
+        .get(
+            &store.merchant,
+            &format!("/api/stores/{}/api-keys", store.store_id),
+        )
+        .await;
+    let key_id = keys[0]["id"].as_str().unwrap().to_owned();
+    let (status, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/api/stores/{}/api-keys/{key_id}", store.store_id),
+            Some(&store.merchant.token),
+            None,
+        )
+        .await;
+    assert!(status == 200 || status == 204, "{status}");
+    within(
+        "key revoked",
+        async || {
+            gateway
+                .post(key, "/api/v1/payins", payin("after-revoke", "100"))
+                .await
+        },
+        (401, "unauthenticated"),
+    )
+    .await;
     app.stop().await;
 }

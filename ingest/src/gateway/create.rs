@@ -6,6 +6,7 @@
 //! answer waits for the broker's acknowledgement.
 
 use crate::auth::StoreCaller;
+use crate::cache::PoolCheck;
 use crate::state::IngestState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -132,6 +133,48 @@ pub fn payment_token(state: &IngestState, order_id: Uuid) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..24])
 }
 
+/// Reference data and the store's own switches for a pay-in: from the cache, else in one
+/// round trip.
+async fn pool_check(
+    state: &IngestState,
+    store_id: Uuid,
+    currency: &str,
+    method: &str,
+) -> ApiResult<PoolCheck> {
+    if let Some(check) = state.cache.pool_check(store_id, currency, method) {
+        return Ok(check);
+    }
+    let epoch = state.cache.epoch();
+    let row = sqlx::query(
+        "SELECT
+            (SELECT pay_in_enabled FROM stores WHERE id = $1) AS pay_in_enabled,
+            EXISTS (SELECT 1 FROM currencies WHERE code = $2 AND kind = 'fiat' AND is_active) AS currency_known,
+            EXISTS (SELECT 1 FROM payment_method_currencies pc
+               JOIN payment_methods pm ON pm.code = pc.payment_method
+              WHERE pc.payment_method = $3 AND pc.fiat_currency = $2 AND pc.is_active AND pm.is_active) AS pool_active,
+            (SELECT min_amount FROM payment_method_currencies WHERE payment_method = $3 AND fiat_currency = $2) AS min_amount,
+            (SELECT max_amount FROM payment_method_currencies WHERE payment_method = $3 AND fiat_currency = $2) AS max_amount",
+    )
+    .bind(store_id)
+    .bind(currency)
+    .bind(method)
+    .fetch_one(&state.pool)
+    .await?;
+    let check = PoolCheck {
+        pay_in_enabled: row
+            .get::<Option<bool>, _>("pay_in_enabled")
+            .unwrap_or(false),
+        currency_known: row.get("currency_known"),
+        pool_active: row.get("pool_active"),
+        min_amount: row.get("min_amount"),
+        max_amount: row.get("max_amount"),
+    };
+    state
+        .cache
+        .remember_pool_check(epoch, store_id, currency, method, check.clone());
+    Ok(check)
+}
+
 pub async fn create_payin(
     State(state): State<IngestState>,
     store: StoreCaller,
@@ -144,40 +187,28 @@ pub async fn create_payin(
         payin.callback_url.as_deref(),
     )
     .await?;
-    // Reference data and the store's own switches, in one round trip.
-    let row = sqlx::query(
-        "SELECT
-            (SELECT pay_in_enabled FROM stores WHERE id = $1) AS pay_in_enabled,
-            EXISTS (SELECT 1 FROM currencies WHERE code = $2 AND kind = 'fiat' AND is_active) AS currency_known,
-            (SELECT row(pc.min_amount, pc.max_amount)::text FROM payment_method_currencies pc
-               JOIN payment_methods pm ON pm.code = pc.payment_method
-              WHERE pc.payment_method = $3 AND pc.fiat_currency = $2 AND pc.is_active AND pm.is_active) AS pool,
-            (SELECT min_amount FROM payment_method_currencies WHERE payment_method = $3 AND fiat_currency = $2) AS min_amount,
-            (SELECT max_amount FROM payment_method_currencies WHERE payment_method = $3 AND fiat_currency = $2) AS max_amount",
+    let check = pool_check(
+        &state,
+        store.store_id,
+        &payin.currency,
+        &payin.payment_method,
     )
-    .bind(store.store_id)
-    .bind(&payin.currency)
-    .bind(&payin.payment_method)
-    .fetch_one(&state.pool)
     .await?;
-    if !row
-        .get::<Option<bool>, _>("pay_in_enabled")
-        .unwrap_or(false)
-    {
+    if !check.pay_in_enabled {
         return Err(code(
             StatusCode::FORBIDDEN,
             "pay_in_disabled",
             "pay-ins are disabled for this store",
         ));
     }
-    if !row.get::<bool, _>("currency_known") {
+    if !check.currency_known {
         return Err(code(
             StatusCode::UNPROCESSABLE_ENTITY,
             "unknown_currency",
             format!("{} is not a supported currency", payin.currency),
         ));
     }
-    if row.get::<Option<String>, _>("pool").is_none() {
+    if !check.pool_active {
         return Err(code(
             StatusCode::UNPROCESSABLE_ENTITY,
             "unknown_payment_method",
@@ -187,8 +218,7 @@ pub async fn create_payin(
             ),
         ));
     }
-    let (min, max): (Option<Decimal>, Option<Decimal>) =
-        (row.get("min_amount"), row.get("max_amount"));
+    let (min, max) = (check.min_amount, check.max_amount);
     if min.is_some_and(|m| payin.amount.value() < m)
         || max.is_some_and(|m| payin.amount.value() > m)
     {
