@@ -98,7 +98,7 @@ pub const SETTINGS: &[Definition] = &[
         key: "rate_limits.logins_per_minute",
         kind: Kind::Integer { min: 1, max: 10_000 },
         default: || json!(20),
-        description: "Login attempts per client address per minute",
+        description: "Login attempts per client address and login per minute",
     },
     Definition {
         key: "callbacks.retry_schedule_secs",

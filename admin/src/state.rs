@@ -2,6 +2,7 @@
 
 use crate::auth::jwt::{JwtError, JwtKeys};
 use crate::crypto::{CryptoError, DataKey};
+use crate::routes::auth::LoginLimits;
 use jivapay_platform::Settings;
 use jivapay_schemas::SchemaRegistry;
 use sqlx::PgPool;
@@ -15,6 +16,8 @@ pub struct AppState {
     pub data_key: Arc<DataKey>,
     /// Produces trader commands (the trader API); absent where the API runs without a broker.
     pub commands: Option<jivapay_platform::kafka::RecordProducer>,
+    /// Login attempts per client address and login.
+    pub logins: Arc<LoginLimits>,
 }
 
 /// A setting the management API cannot run without.
@@ -38,6 +41,7 @@ impl AppState {
             jwt: Arc::new(JwtKeys::new(&settings.auth)?),
             data_key: Arc::new(DataKey::from_settings(settings.security.data_key.as_ref())?),
             commands: None,
+            logins: Arc::new(LoginLimits::default()),
         })
     }
 

@@ -4,7 +4,9 @@
 use crate::state::IngestState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 use jivapay_platform::http::error::ApiError;
+use jivapay_platform::http::rate_limit::too_many;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -30,22 +32,36 @@ fn presented_key(parts: &Parts) -> Option<&str> {
 }
 
 impl FromRequestParts<IngestState> for StoreCaller {
-    type Rejection = ApiError;
+    type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &IngestState) -> Result<Self, ApiError> {
-        let key = presented_key(parts)
-            .ok_or_else(|| ApiError::unauthenticated("an API key is required (X-Api-Key)"))?;
-        let key_hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-        if let Some(store_id) = state.cache.store_of(&key_hash) {
-            return Ok(StoreCaller { store_id });
-        }
-        let epoch = state.cache.epoch();
-        let store = jivapay_admin::routes::stores::api_keys::authenticate(&state.pool, key).await?;
-        if let Some(store_id) = store {
-            state.cache.remember_store(epoch, key_hash, store_id);
-        }
-        store
-            .map(|store_id| StoreCaller { store_id })
-            .ok_or_else(|| ApiError::unauthenticated("the API key is invalid, revoked or expired"))
+    /// Authenticates, then takes one request from the store's budget.
+    async fn from_request_parts(parts: &mut Parts, state: &IngestState) -> Result<Self, Response> {
+        let store = authenticate(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        state
+            .limits
+            .take(&state.pool, store.store_id)
+            .await
+            .map_err(|wait| too_many(wait, "requests from this store"))?;
+        Ok(store)
     }
+}
+
+/// The store of the presented key: from the cache, else from the database.
+async fn authenticate(parts: &Parts, state: &IngestState) -> Result<StoreCaller, ApiError> {
+    let key = presented_key(parts)
+        .ok_or_else(|| ApiError::unauthenticated("an API key is required (X-Api-Key)"))?;
+    let key_hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+    if let Some(store_id) = state.cache.store_of(&key_hash) {
+        return Ok(StoreCaller { store_id });
+    }
+    let epoch = state.cache.epoch();
+    let store = jivapay_admin::routes::stores::api_keys::authenticate(&state.pool, key).await?;
+    if let Some(store_id) = store {
+        state.cache.remember_store(epoch, key_hash, store_id);
+    }
+    store
+        .map(|store_id| StoreCaller { store_id })
+        .ok_or_else(|| ApiError::unauthenticated("the API key is invalid, revoked or expired"))
 }

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod cache;
 pub mod gateway;
+pub mod limits;
 pub mod payment_page;
 pub mod state;
 

@@ -1,6 +1,7 @@
 //! What the gateway's handlers reach.
 
 use crate::cache::GatewayCache;
+use crate::limits::GatewayLimits;
 use crate::payment_page::ReceiptStore;
 use jivapay_admin::crypto::DataKey;
 use jivapay_platform::kafka::RecordProducer;
@@ -23,4 +24,6 @@ pub struct IngestState {
     pub receipts: Arc<ReceiptStore>,
     /// API keys and pool checks, kept true by a listener (see [`crate::cache`]).
     pub cache: Arc<GatewayCache>,
+    /// Per-store request budgets.
+    pub limits: Arc<GatewayLimits>,
 }

@@ -201,6 +201,7 @@ async fn ingest_state(
             &settings.receipts,
         )?),
         cache,
+        limits: Default::default(),
     })
 }
 

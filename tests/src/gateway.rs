@@ -51,6 +51,7 @@ impl Gateway {
             payment_window: Duration::from_secs(900),
             receipts: receipts.clone(),
             cache,
+            limits: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

@@ -8,7 +8,8 @@ use jivapay_admin::auth::Role;
 use jivapay_tests::admin::{settings, AdminApp, JWT_SECRET, PASSWORD};
 use jsonwebtoken::{encode, EncodingKey, Header};
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{json, Value};
+use std::time::Duration;
 
 fn claims(person: &jivapay_tests::admin::Person) -> Claims {
     let now = chrono::Utc::now().timestamp();
@@ -213,5 +214,68 @@ async fn a_blocked_user_or_bumped_token_version_is_refused_at_once() {
         )
         .await;
     assert_eq!(status, 401, "a blocked user cannot log in");
+    app.stop().await;
+}
+
+/// Guessing one account's password is slowed to `rate_limits.logins_per_minute` attempts per
+/// address and login; other logins are not held up, and the answer says when to retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_guessing_is_rate_limited_per_login() {
+    let app = AdminApp::start_with_relay(false).await;
+    let admin = app.person(Role::Admin, &["*:*:*"]).await;
+    let (status, body) = app
+        .put(
+            &admin,
+            "/api/settings/rate_limits.logins_per_minute",
+            json!({"value": 5}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // The setting is read again at most every 5 s.
+    tokio::time::sleep(Duration::from_millis(5_200)).await;
+    // Logging the victim in (the harness does) takes one of his five.
+    let victim = app.person(Role::Trader, &[]).await;
+    let attempt = |login: String, password: &'static str| {
+        let app = &app;
+        async move {
+            let response = app
+                .client
+                .post(format!("{}/api/auth/trader/login", app.base))
+                .json(&json!({"login": login, "password": password}))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let retry_after = response.headers().get("retry-after").cloned();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            (
+                status,
+                body["error"]["code"].as_str().map(str::to_owned),
+                retry_after,
+            )
+        }
+    };
+    let mut limited = None;
+    for n in 0..10 {
+        let (status, code, retry_after) = attempt(victim.login.clone(), "wrong-password").await;
+        if status == 429 {
+            assert_eq!(code.as_deref(), Some("rate_limited"));
+            assert!(retry_after.is_some(), "Retry-After is set");
+            limited = Some(n);
+            break;
+        }
+        assert_eq!((status, code.as_deref()), (401, Some("unauthenticated")));
+    }
+    assert_eq!(
+        limited,
+        Some(4),
+        "four wrong guesses answered, the fifth refused"
+    );
+    // Even the right password waits now; another login is not affected.
+    let (status, _, _) = attempt(victim.login.clone(), PASSWORD).await;
+    assert_eq!(status, 429);
+    let other = app.person(Role::Trader, &[]).await;
+    let (status, _, _) = attempt(other.login.clone(), "wrong-password").await;
+    assert_eq!(status, 401);
     app.stop().await;
 }

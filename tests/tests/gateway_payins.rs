@@ -441,3 +441,69 @@ async fn revocations_and_switches_reach_the_gateway_at_once() {
     .await;
     app.stop().await;
 }
+
+/// A store over `rate_limits.gateway_requests_per_second` gets 429 with `Retry-After` and
+/// nothing is created for it; another store is not held up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_over_its_request_budget_is_told_to_wait() {
+    let app = AdminApp::start_with_relay(false).await;
+    let admin = app.person(Role::Admin, &["*:*:*"]).await;
+    let (status, body) = app
+        .put(
+            &admin,
+            "/api/settings/rate_limits.gateway_requests_per_second",
+            json!({"value": 3}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // Started after the change: its first request reads the setting.
+    let gateway = Gateway::start(&app).await;
+    let (busy, calm) = (Gateway::store(&app).await, Gateway::store(&app).await);
+    let mut answers = Vec::new();
+    for n in 0..6 {
+        let response = gateway
+            .client
+            .post(format!("{}/api/v1/payins", gateway.base))
+            .header("x-api-key", &busy.api_key)
+            .json(&payin(&format!("burst-{n}"), "100"))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let retry_after = response.headers().get("retry-after").cloned();
+        let body: Value = response.json().await.unwrap();
+        answers.push((
+            status,
+            body["error"]["code"].as_str().map(str::to_owned),
+            retry_after,
+        ));
+    }
+    let created = answers.iter().filter(|a| a.0 == 201).count();
+    assert!(
+        (3..=4).contains(&created),
+        "a budget of 3 per second: {answers:?}"
+    );
+    let refused: Vec<_> = answers.iter().filter(|a| a.0 == 429).collect();
+    assert_eq!(refused.len(), 6 - created, "{answers:?}");
+    assert!(refused
+        .iter()
+        .all(|a| a.1.as_deref() == Some("rate_limited") && a.2.is_some()));
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM gateway_requests WHERE store_id = $1")
+        .bind(busy.store_id)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        rows as usize, created,
+        "nothing is created for a refused request"
+    );
+    let (status, _) = gateway
+        .post(
+            Some(&calm.api_key),
+            "/api/v1/payins",
+            payin("calm-1", "100"),
+        )
+        .await;
+    assert_eq!(status, 201, "another store has its own budget");
+    app.stop().await;
+}

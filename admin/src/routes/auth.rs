@@ -6,11 +6,16 @@ use crate::auth::{password, Caller, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::json::Body;
 use crate::state::AppState;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
+use axum::http::Extensions;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use jivapay_platform::http::path::Path;
+use jivapay_platform::http::rate_limit::{too_many, IntegerSetting, KeyedRateLimit};
 use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 use uuid::Uuid;
 
 pub fn router() -> Router<AppState> {
@@ -43,12 +48,52 @@ struct Credentials {
     token_version: i32,
 }
 
+/// Login attempts per client address and login (`rate_limits.logins_per_minute`): guessing
+/// one account's password from one address is slowed to that pace, and nobody elsewhere can
+/// lock the user out.
+pub struct LoginLimits {
+    attempts: KeyedRateLimit<(IpAddr, String)>,
+    per_minute: IntegerSetting,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        Self {
+            attempts: KeyedRateLimit::new(Duration::from_secs(60)),
+            // The catalogue's key and default (`settings_catalog`).
+            per_minute: IntegerSetting::new("rate_limits.logins_per_minute", 20),
+        }
+    }
+}
+
 async fn login(
     State(state): State<AppState>,
+    extensions: Extensions,
     Path(role): Path<String>,
     Body(request): Body<LoginRequest>,
+) -> Response {
+    // Served without the peer address (in-process tests): one address for all.
+    let address = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    let per_minute = state.logins.per_minute.get(&state.pool).await;
+    let key = (address, request.login.to_lowercase());
+    if let Err(wait) = state
+        .logins
+        .attempts
+        .take(&key, per_minute.clamp(1, u32::MAX as i64) as u32)
+    {
+        return too_many(wait, "login attempts");
+    }
+    verify_login(&state, &role, request).await.into_response()
+}
+
+async fn verify_login(
+    state: &AppState,
+    role: &str,
+    request: LoginRequest,
 ) -> ApiResult<Json<LoginResponse>> {
-    let role = Role::parse(&role).ok_or_else(|| ApiError::not_found("login endpoint"))?;
+    let role = Role::parse(role).ok_or_else(|| ApiError::not_found("login endpoint"))?;
     let refused = || ApiError::unauthenticated("wrong login or password");
     if request.password.len() > password::MAX_LENGTH {
         return Err(refused());

@@ -2,7 +2,7 @@
 //! with an `Authorized<…>` extractor and filters its queries by the caller's scope.
 
 mod audit_log;
-mod auth;
+pub mod auth;
 pub mod callback_deliveries;
 mod merchants;
 mod reference;

@@ -4,6 +4,7 @@ pub mod error;
 pub mod json;
 mod ops;
 pub mod path;
+pub mod rate_limit;
 mod serve;
 
 pub use ops::{ops_router, Readiness, ReadinessCheck};
