@@ -7,7 +7,8 @@
 //!   DISPUTED), `orders.screened` (a refused order goes back to its router with this trader
 //!   excluded and `attempt + 1`), `ledger.transfers` (deposits and withdrawals, key = transfer
 //!   id) and `trader.capacity` (whenever what the router sees of the trader changed).
-//! - **State key**: trader id; the value is the trader's [`TraderState`] as JSON.
+//! - **State keys**: trader id (deposit, usage, recent ids) and `<trader>/order/<order>` per
+//!   open order (the order and its hold, tombstoned on close), as JSON (`changelog.rs`).
 //! - **Guarantees**: an order is accepted only if every requisite limit and the free deposit
 //!   (balance − holds) allow it, as the book knows them, so the deposit is never over-held
 //!   and limits hold exactly; every routed order, command and posting id is applied at most
@@ -27,6 +28,7 @@
 //! ledger always equals the book's balance once the postings of commissions are applied.
 
 mod calendar;
+mod changelog;
 mod eligibility;
 mod handlers;
 mod machine;

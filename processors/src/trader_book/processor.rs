@@ -5,6 +5,7 @@
 //! changelog.
 
 use super::calendar::Window;
+use super::changelog;
 use super::handlers::{self, Ctx, Outcome};
 use super::settings::BookSettings;
 use super::state::TraderState;
@@ -19,6 +20,8 @@ pub struct TraderBookProcessor {
     traders: BTreeMap<Uuid, TraderState>,
     /// Traders whose state changed since the last `take_changes`.
     dirty: BTreeSet<Uuid>,
+    /// Per trader, what was last written of each order to the changelog.
+    written: BTreeMap<Uuid, BTreeMap<Uuid, changelog::Written>>,
 }
 
 impl TraderBookProcessor {
@@ -29,6 +32,7 @@ impl TraderBookProcessor {
             master,
             traders: BTreeMap::new(),
             dirty: BTreeSet::new(),
+            written: BTreeMap::new(),
         }
     }
 
@@ -143,32 +147,58 @@ impl Processor for TraderBookProcessor {
     }
 
     fn take_changes(&mut self) -> Vec<(String, Option<Vec<u8>>)> {
-        std::mem::take(&mut self.dirty)
-            .into_iter()
-            .map(|id| {
-                let bytes = self.traders.get(&id).map(|state| {
-                    // Plain data with string map keys: serialising it cannot fail.
-                    serde_json::to_vec(state).expect("trader state serialises to JSON")
-                });
-                (id.to_string(), bytes)
-            })
-            .collect()
+        let mut out = Vec::new();
+        for trader_id in std::mem::take(&mut self.dirty) {
+            let written = self.written.entry(trader_id).or_default();
+            out.extend(changelog::changes(
+                trader_id,
+                self.traders.get(&trader_id),
+                written,
+            ));
+        }
+        out
     }
 
     fn restore(&mut self, key: &str, state: Option<&[u8]>) {
-        let Ok(trader_id) = key.parse::<Uuid>() else {
-            tracing::error!(key, "trader book changelog key is not a trader id; skipped");
+        let Some(key) = changelog::parse_key(key) else {
+            tracing::error!(
+                key,
+                "trader book changelog key is not a trader or order; skipped"
+            );
             return;
         };
-        match state.map(serde_json::from_slice::<TraderState>) {
-            None => {
-                self.traders.remove(&trader_id);
-            }
-            Some(Ok(state)) => {
-                self.traders.insert(trader_id, state);
-            }
-            Some(Err(error)) => {
-                tracing::error!(%trader_id, %error, "unreadable trader book state; skipped");
+        match key {
+            changelog::Key::Trader(trader_id) => match state.map(serde_json::from_slice) {
+                None => {
+                    self.traders.remove(&trader_id);
+                    self.written.remove(&trader_id);
+                }
+                Some(Ok(record)) => {
+                    let state = self.traders.entry(trader_id).or_default();
+                    if changelog::restore_trader(state, record) {
+                        // Its orders came in the trader's record: give them their own.
+                        self.dirty.insert(trader_id);
+                    }
+                }
+                Some(Err(error)) => {
+                    tracing::error!(%trader_id, %error, "unreadable trader book state; skipped");
+                }
+            },
+            changelog::Key::Order(trader_id, order_id) => {
+                let record = match state.map(serde_json::from_slice) {
+                    None => None,
+                    Some(Ok(record)) => Some(record),
+                    Some(Err(error)) => {
+                        tracing::error!(%trader_id, %order_id, %error, "unreadable order record; skipped");
+                        return;
+                    }
+                };
+                changelog::restore_order(
+                    self.traders.entry(trader_id).or_default(),
+                    self.written.entry(trader_id).or_default(),
+                    order_id,
+                    record,
+                );
             }
         }
     }

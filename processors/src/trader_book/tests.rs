@@ -992,12 +992,57 @@ fn take_changes_returns_each_touched_trader_once_then_nothing() {
     let mut b = funded("1000");
     accept(&mut b, routed(1, "500"));
     let changes = export(&mut b.book);
-    assert_eq!(changes.len(), 1);
-    assert_eq!(changes[0].0, TRADER.to_string());
-    assert!(changes[0].1.is_some());
+    let keys: Vec<&str> = changes.iter().map(|(k, _)| k.as_str()).collect();
+    let order_key = format!("{TRADER}/order/{}", order_id(1));
+    assert_eq!(keys, [TRADER.to_string().as_str(), order_key.as_str()]);
+    assert!(changes.iter().all(|(_, v)| v.is_some()));
     assert!(export(&mut b.book).is_empty());
     route(&mut b, routed(1, "500"), T0); // replay: nothing changes
     assert!(export(&mut b.book).is_empty());
+}
+
+#[test]
+fn a_batch_writes_only_the_orders_it_changed_and_tombstones_closed_ones() {
+    let mut b = funded("100000");
+    for n in 1..=50 {
+        accept(&mut b, routed(n, &format!("{}", 100 + n)));
+    }
+    let first = export(&mut b.book);
+    assert_eq!(first.len(), 51, "the trader and fifty orders");
+    b.apply(order_command(7, K::CancelOrder, 7), T0 + SEC);
+    let changes = export(&mut b.book);
+    let keys: Vec<&str> = changes.iter().map(|(k, _)| k.as_str()).collect();
+    let order_key = format!("{TRADER}/order/{}", order_id(7));
+    assert_eq!(keys, [TRADER.to_string().as_str(), order_key.as_str()]);
+    assert_eq!(changes[1].1, None, "a closed order's record is deleted");
+    // No record grows with the number of open orders.
+    let largest = first
+        .iter()
+        .filter_map(|(_, v)| v.as_ref().map(Vec::len))
+        .max();
+    assert!(largest.unwrap() < 16 * 1024, "{largest:?}");
+}
+
+#[test]
+fn a_state_written_whole_before_orders_had_records_is_restored_and_split() {
+    let mut b = funded("1000");
+    accept(&mut b, routed(1, "500"));
+    let whole = serde_json::to_vec(b.trader_state().unwrap()).unwrap();
+    let mut restored = b.fresh();
+    restored.restore(&TRADER.to_string(), Some(&whole));
+    assert_eq!(restored.trader(TRADER), b.trader_state());
+    let keys: Vec<String> = restored
+        .take_changes()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            TRADER.to_string(),
+            format!("{TRADER}/order/{}", order_id(1))
+        ]
+    );
 }
 
 #[test]
