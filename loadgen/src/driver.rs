@@ -153,6 +153,9 @@ async fn one_order(
     progress.create_latency.record(due.elapsed());
     Progress::add(&progress.posted);
     outcome.order_id = Some(created.order_id);
+    if !plan.play_customers {
+        return outcome;
+    }
     let patience = Instant::now() + plan.customer_patience;
     loop {
         tokio::time::sleep(plan.customer_poll).await;

@@ -52,6 +52,8 @@ pub struct Plan {
     pub orders: u64,
     /// Arrival rate, pay-ins per second (constant: open loop).
     pub rate: f64,
+    /// Whether customers act at all (off: only the stores post, to measure the gateway alone).
+    pub play_customers: bool,
     /// Share of customers who look at the payment page and never pay.
     pub unpaid_share: f64,
     /// Share of paying customers who confirm through the page's form with a receipt file
@@ -81,6 +83,7 @@ impl Plan {
         Self {
             orders,
             rate,
+            play_customers: true,
             unpaid_share: 0.1,
             receipt_share: 0.25,
             slow_trader_share: 0.34,
