@@ -114,7 +114,11 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 impl Cluster {
-    pub async fn start(jivapay: &PathBuf, server_url: &str) -> anyhow::Result<Self> {
+    pub async fn start(
+        jivapay: &PathBuf,
+        server_url: &str,
+        fetch_wait_ms: u64,
+    ) -> anyhow::Result<Self> {
         let db = Database::create(server_url, "bench_pipeline").await?;
         let broker = Broker::embedded(Duration::from_secs(10))?;
         broker.ensure_topics(TOPICS).await?;
@@ -143,6 +147,10 @@ impl Cluster {
             ("JIVAPAY__AUTH__JWT_SECRET".into(), JWT_SECRET.into()),
             ("JIVAPAY__SECURITY__DATA_KEY".into(), DATA_KEY.into()),
             ("JIVAPAY__LOG__FILTER".into(), "warn".into()),
+            (
+                "JIVAPAY__KAFKA__FETCH_WAIT_MAX_MS".into(),
+                fetch_wait_ms.to_string(),
+            ),
             (
                 "JIVAPAY__RECEIPTS__STORE_URL".into(),
                 format!("file://{}", receipts.display()),

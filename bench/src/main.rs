@@ -27,7 +27,7 @@ struct Args {
     jivapay: Option<PathBuf>,
     /// Any database URL of the PostgreSQL server to use; databases named bench_* are created
     /// on it and dropped afterwards.
-    #[arg(long, env = "JIVAPAY_TEST_DATABASE_URL")]
+    #[arg(long, env = "JIVAPAY__DATABASE__URL")]
     database_url: String,
     /// Arrival rates (pay-ins/s) of the sweep that finds the maximum sustained rate; it stops
     /// at the first step not sustained.
@@ -46,6 +46,13 @@ struct Args {
     /// Connections of the baseline's pool.
     #[arg(long, default_value_t = 20)]
     baseline_connections: u32,
+    /// Consumers' fetch.wait.max.ms in the pipeline's components (500 is librdkafka's default;
+    /// the embedded broker holds empty fetches that long).
+    #[arg(long, default_value_t = 500)]
+    fetch_wait_ms: u64,
+    /// Skip the gateway-only steps.
+    #[arg(long)]
+    skip_ingest: bool,
     #[arg(long)]
     skip_pipeline: bool,
     #[arg(long)]
@@ -58,6 +65,17 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    // Interrupted: the work future is dropped, and with it the component processes (killed by
+    // their Drop); the bench_* databases of the run are left for `DROP DATABASE`.
+    tokio::select! {
+        result = bench(args) => result,
+        _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
+        _ = term.recv() => anyhow::bail!("terminated"),
+    }
+}
+
+async fn bench(args: Args) -> anyhow::Result<()> {
     let jivapay = match &args.jivapay {
         Some(path) => path.clone(),
         None => std::env::current_exe()?.with_file_name("jivapay"),
@@ -145,7 +163,7 @@ async fn run_pipeline(
         "starting the pipeline ({} components)…",
         cluster::COMPONENTS.len()
     );
-    let cluster = cluster::Cluster::start(jivapay, &args.database_url).await?;
+    let cluster = cluster::Cluster::start(jivapay, &args.database_url, args.fetch_wait_ms).await?;
     let result = async {
         cluster::wait_for_deposits(&cluster.db.pool).await?;
         let api = Api::new(&cluster.ingest, &cluster.admin)?;
@@ -225,7 +243,7 @@ async fn run_pipeline(
             task.await.ok();
         }
         // The gateway alone, last: these orders stay open and would crowd the traders' lists.
-        for rate in &args.ingest_rates {
+        for rate in args.ingest_rates.iter().filter(|_| !args.skip_ingest) {
             let s = bench.step("ingest only", *rate, 10.0, false).await?;
             print_step(&s);
             let sustained = s.sustainable;

@@ -56,6 +56,10 @@ pub struct KafkaSettings {
     pub group_prefix: String,
     /// How long start-up waits for the broker's metadata before giving up.
     pub connect_timeout_secs: u64,
+    /// Consumers' `fetch.wait.max.ms`: how long the broker may hold an empty fetch. A real
+    /// Kafka broker answers as soon as records arrive; the embedded mock cluster waits it out,
+    /// so there it bounds the latency of every idle hop (see docs/benchmarks.md).
+    pub fetch_wait_max_ms: u64,
 }
 
 impl Default for KafkaSettings {
@@ -64,6 +68,7 @@ impl Default for KafkaSettings {
             brokers: "embedded".into(),
             group_prefix: "jivapay".into(),
             connect_timeout_secs: 10,
+            fetch_wait_max_ms: crate::kafka::client_config::DEFAULT_FETCH_WAIT_MAX_MS,
         }
     }
 }
