@@ -251,3 +251,47 @@ pub async fn admin(state: &AppState, login: &str, admin_password: &str) -> Resul
     tx.commit().await?;
     Ok(true)
 }
+
+/// Writes one runtime setting (validated by the catalogue) and publishes it through the
+/// outbox, as `PUT /api/settings/{key}` does, for tools that prepare a run before the servers
+/// start (`jivapay demo`, the benchmark). Audited as the system.
+pub async fn set_setting(
+    state: &AppState,
+    key: &str,
+    value: serde_json::Value,
+) -> Result<(), SeedError> {
+    let definition = crate::settings_catalog::definition(key)
+        .ok_or_else(|| SeedError::Invalid(format!("unknown setting {key:?}")))?;
+    let value =
+        crate::settings_catalog::validate(definition, &value).map_err(SeedError::Invalid)?;
+    let value_type = definition.kind.value_type();
+    let mut tx = state.pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO configuration_settings AS s (key, value, value_type, description)
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, value_type = EXCLUDED.value_type,
+             version = s.version + 1",
+    )
+    .bind(definition.key)
+    .bind(&value)
+    .bind(value_type)
+    .bind(definition.description)
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        Actor::System,
+        audit::Entry {
+            action: "setting.update",
+            entity_type: "setting",
+            entity_id: definition.key.to_owned(),
+            before: None,
+            after: Some(serde_json::json!({ "value": value })),
+            level: Level::Warning,
+        },
+    )
+    .await?;
+    publish_setting(&mut tx, state, definition.key, value_type, &value).await?;
+    tx.commit().await?;
+    Ok(())
+}

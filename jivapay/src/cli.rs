@@ -18,6 +18,9 @@ pub enum Command {
     /// Every component in one process; hosts the embedded broker when
     /// JIVAPAY__KAFKA__BROKERS=embedded (the default).
     All,
+    /// The demo: seeds demo data, runs everything like `all`, drives simulated stores,
+    /// customers and traders, shows progress and a summary, then serves until Ctrl-C.
+    Demo(DemoArgs),
     /// The gateway API for stores and the hosted payment page.
     Ingest,
     /// The management and query API, with the Schema Registry API.
@@ -53,4 +56,18 @@ pub enum TopicsAction {
     Create,
     /// Prints the catalogue.
     List,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Pay-ins the simulated stores post.
+    #[arg(long, default_value_t = 300)]
+    pub orders: u64,
+    /// Pay-ins per second (a constant arrival rate).
+    #[arg(long, default_value_t = 20.0)]
+    pub rate: f64,
+    /// Seconds a customer has to pay (the runtime setting orders.payment_window_secs; at
+    /// least 60). Orders whose customer never pays expire after it.
+    #[arg(long, default_value_t = 60)]
+    pub payment_window: u64,
 }

@@ -55,9 +55,21 @@ async fn bind_and_serve(
     serve_until(name, bind(addr).await?, router, stop).await
 }
 
+/// Where `jivapay all` serves, sent once it listens (the demo drives traffic at it).
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub ingest: SocketAddr,
+    pub admin: SocketAddr,
+    pub kafka: String,
+}
+
 /// Everything in one process: the embedded broker (unless an external one is configured),
-/// migrations, topics, and every HTTP surface.
-pub async fn all(settings: &Settings, stop: CancellationToken) -> anyhow::Result<()> {
+/// migrations, topics, and every HTTP surface. `ready` (if any) gets the bound addresses.
+pub async fn all(
+    settings: &Settings,
+    stop: CancellationToken,
+    ready: Option<tokio::sync::oneshot::Sender<Served>>,
+) -> anyhow::Result<()> {
     let broker = Broker::connect(&settings.kafka, true, "all").await?;
     let schemas = schema_registry::load(&settings.schema_registry).await?;
     let pool = db::connect(&settings.database).await?;
@@ -120,6 +132,15 @@ pub async fn all(settings: &Settings, stop: CancellationToken) -> anyhow::Result
         broker.bootstrap_servers()
     );
     std::io::Write::write_all(&mut std::io::stdout(), banner.as_bytes()).ok();
+    if let Some(ready) = ready {
+        ready
+            .send(Served {
+                ingest: ingest_addr,
+                admin: admin_addr,
+                kafka: broker.bootstrap_servers().to_owned(),
+            })
+            .ok();
+    }
     let ingest = serve_until(
         "ingest",
         ingest_listener,

@@ -3,6 +3,7 @@
 
 pub mod cli;
 mod components;
+mod demo;
 mod shutdown;
 
 pub use components::{processor_names, sink_names, COMPONENT_COMMANDS};
@@ -12,11 +13,18 @@ use jivapay_platform::{telemetry, Settings};
 
 /// Runs one command to completion (servers: until Ctrl-C or SIGTERM).
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = Settings::load(cli.config.as_deref())?;
+    let mut settings = Settings::load(cli.config.as_deref())?;
+    if matches!(cli.command, Command::Demo(_)) && std::env::var_os("JIVAPAY__LOG__FILTER").is_none()
+    {
+        // The demo's terminal belongs to its progress display: warnings and errors only,
+        // unless a filter was asked for.
+        settings.log.filter = "warn".into();
+    }
     telemetry::init_logging(&settings.log);
     tracing::debug!(?settings, "settings loaded");
     match cli.command {
-        Command::All => components::all(&settings, shutdown::signal()).await?,
+        Command::All => components::all(&settings, shutdown::signal(), None).await?,
+        Command::Demo(args) => demo::run(&settings, args, shutdown::signal()).await?,
         Command::Ingest => components::ingest(&settings, shutdown::signal()).await?,
         Command::Admin => components::admin(&settings, shutdown::signal()).await?,
         Command::Processor { name } => {

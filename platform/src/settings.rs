@@ -62,6 +62,10 @@ pub struct KafkaSettings {
     /// waiting for the group to notice the old member is gone. Unset: dynamic membership.
     /// Two live processes must never share one.
     pub instance_id: Option<String>,
+    /// Consumers' `fetch.wait.max.ms`: how long the broker may hold an empty fetch. A real
+    /// Kafka broker answers as soon as records arrive; the embedded mock cluster waits it out,
+    /// so there it bounds the latency of every idle hop (see docs/benchmarks.md).
+    pub fetch_wait_max_ms: u64,
 }
 
 impl Default for KafkaSettings {
@@ -71,6 +75,7 @@ impl Default for KafkaSettings {
             group_prefix: "jivapay".into(),
             connect_timeout_secs: 10,
             instance_id: None,
+            fetch_wait_max_ms: crate::kafka::client_config::DEFAULT_FETCH_WAIT_MAX_MS,
         }
     }
 }

@@ -28,6 +28,7 @@ impl Broker {
         component: &str,
     ) -> Result<Self, StartupError> {
         let timeout = Duration::from_secs(settings.connect_timeout_secs);
+        super::client_config::set_fetch_wait_max_ms(settings.fetch_wait_max_ms);
         if settings.brokers.trim() == "embedded" {
             if !may_embed {
                 return Err(StartupError::EmbeddedBrokerNotHere {

@@ -4,7 +4,7 @@
 //! with committed offsets, explicit topic creation. No transactions (see ARCHITECTURE §2.4).
 
 mod broker;
-mod client_config;
+pub(crate) mod client_config;
 mod consumer;
 mod embedded;
 pub mod partitioner;
