@@ -64,8 +64,9 @@ pub struct KafkaSettings {
     pub instance_id: Option<String>,
     /// Consumers' `fetch.wait.max.ms`: how long the broker may hold an empty fetch. A real
     /// Kafka broker answers as soon as records arrive; the embedded mock cluster waits it out,
-    /// so there it bounds the latency of every idle hop (see docs/benchmarks.md).
-    pub fetch_wait_max_ms: u64,
+    /// so there it bounds the latency of every idle hop (see docs/benchmarks.md). Unset: 20 ms
+    /// when this process hosts the embedded broker, librdkafka's 500 ms otherwise.
+    pub fetch_wait_max_ms: Option<u64>,
 }
 
 impl Default for KafkaSettings {
@@ -75,7 +76,7 @@ impl Default for KafkaSettings {
             group_prefix: "jivapay".into(),
             connect_timeout_secs: 10,
             instance_id: None,
-            fetch_wait_max_ms: crate::kafka::client_config::DEFAULT_FETCH_WAIT_MAX_MS,
+            fetch_wait_max_ms: None,
         }
     }
 }

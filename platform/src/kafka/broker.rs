@@ -28,8 +28,15 @@ impl Broker {
         component: &str,
     ) -> Result<Self, StartupError> {
         let timeout = Duration::from_secs(settings.connect_timeout_secs);
-        super::client_config::set_fetch_wait_max_ms(settings.fetch_wait_max_ms);
-        if settings.brokers.trim() == "embedded" {
+        let embedded = settings.brokers.trim() == "embedded";
+        super::client_config::set_fetch_wait_max_ms(settings.fetch_wait_max_ms.unwrap_or(
+            if embedded {
+                super::client_config::EMBEDDED_FETCH_WAIT_MAX_MS
+            } else {
+                super::client_config::DEFAULT_FETCH_WAIT_MAX_MS
+            },
+        ));
+        if embedded {
             if !may_embed {
                 return Err(StartupError::EmbeddedBrokerNotHere {
                     component: component.into(),
