@@ -184,7 +184,7 @@ async fn stages(
     .fetch_all(pool)
     .await?;
     let names = [
-        "arrival → accepted by the gateway (created_at)",
+        "arrival → first order event (gateway, then fraud screens it)",
         "created → assigned (fraud, router, trader book)",
         "assigned → customer's confirmation applied (projection, customer poll, page, trader book)",
         "customer's → trader's confirmation applied = completed (projection, trader poll, API, trader book)",

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_demo_drives_traffic_prints_a_checked_summary_and_keeps_serving() {
     let db = TestDatabase::empty().await;
+    let receipts = std::env::temp_dir().join(format!("{}-receipts", db.name));
+    let receipts_url = format!("file://{}", receipts.display());
     let mut child = command(
         Path::new(env!("CARGO_BIN_EXE_jivapay")),
         &[
@@ -29,6 +31,7 @@ async fn e2e_demo_drives_traffic_prints_a_checked_summary_and_keeps_serving() {
             ("JIVAPAY__SEED__DEMO_PASSWORD", "demo-password-123"),
             ("JIVAPAY__HTTP__INGEST_ADDR", "127.0.0.1:0"),
             ("JIVAPAY__HTTP__ADMIN_ADDR", "127.0.0.1:0"),
+            ("JIVAPAY__RECEIPTS__STORE_URL", receipts_url.as_str()),
         ],
     )
     .current_dir(std::env::temp_dir())
@@ -130,5 +133,7 @@ async fn e2e_demo_drives_traffic_prints_a_checked_summary_and_keeps_serving() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(status.success(), "exit status {status}");
+    assert!(receipts.exists(), "some customers uploaded a receipt");
+    std::fs::remove_dir_all(&receipts).ok();
     db.drop_database().await;
 }
