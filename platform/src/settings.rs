@@ -64,7 +64,7 @@ pub struct KafkaSettings {
     pub instance_id: Option<String>,
     /// Consumers' `fetch.wait.max.ms`: how long the broker may hold an empty fetch. A real
     /// Kafka broker answers as soon as records arrive; the embedded mock cluster waits it out,
-    /// so there it bounds the latency of every idle hop (see docs/benchmarks.md). Unset: 20 ms
+    /// so there it bounds the latency of every idle hop (see docs/benchmarks.md). Unset: 50 ms
     /// when this process hosts the embedded broker, librdkafka's 500 ms otherwise.
     pub fetch_wait_max_ms: Option<u64>,
 }

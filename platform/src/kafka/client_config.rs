@@ -8,7 +8,7 @@ pub const DEFAULT_FETCH_WAIT_MAX_MS: u64 = 500;
 /// The wait with the embedded mock cluster, which holds every empty fetch for the whole wait:
 /// short enough that the eight hops of an order cost little, long enough that idle consumers
 /// do not keep the broker thread busy (at 10 ms it took ≈ 0.4 cores, docs/benchmarks.md).
-pub const EMBEDDED_FETCH_WAIT_MAX_MS: u64 = 20;
+pub const EMBEDDED_FETCH_WAIT_MAX_MS: u64 = 50;
 
 static FETCH_WAIT_MAX_MS: AtomicU64 = AtomicU64::new(DEFAULT_FETCH_WAIT_MAX_MS);
 
