@@ -15,7 +15,8 @@ pub mod registry;
 pub mod routes;
 pub mod seed;
 pub mod seed_demo;
-pub mod settings_catalog;
+/// The catalogue lives in `platform`, so that every component reads the same defaults.
+pub use jivapay_platform::settings_catalog;
 pub mod state;
 pub mod validate;
 

@@ -2,13 +2,12 @@
 //! sends more gets `429 rate_limited` with `Retry-After`, and other stores do not notice.
 
 use jivapay_platform::http::rate_limit::{IntegerSetting, KeyedRateLimit};
+use jivapay_platform::settings_catalog;
 use sqlx::PgPool;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// The catalogue's key and default (`settings_catalog`).
 const SETTING: &str = "rate_limits.gateway_requests_per_second";
-const DEFAULT_PER_SECOND: i64 = 200;
 
 pub struct GatewayLimits {
     per_store: KeyedRateLimit<Uuid>,
@@ -19,7 +18,7 @@ impl Default for GatewayLimits {
     fn default() -> Self {
         Self {
             per_store: KeyedRateLimit::new(Duration::from_secs(1)),
-            per_second: IntegerSetting::new(SETTING, DEFAULT_PER_SECOND),
+            per_second: IntegerSetting::new(SETTING, settings_catalog::default_integer(SETTING)),
         }
     }
 }

@@ -4,6 +4,7 @@
 use jivapay_platform::http::{bind, ops_router, serve, Readiness};
 use jivapay_platform::kafka::{Broker, RecordProducer};
 use jivapay_platform::settings::KafkaSettings;
+use jivapay_platform::settings_catalog;
 use jivapay_platform::{db, schema_registry, Settings, StartupError};
 use jivapay_processors::{check_co_partitioning, ProcessorKind, PROCESSORS};
 use jivapay_schemas::TOPICS;
@@ -199,9 +200,11 @@ async fn ingest_state(
         cache.clone(),
         stop.clone(),
     ));
+    const PAYMENT_WINDOW: &str = "orders.payment_window_secs";
     let window_secs: Option<i64> = sqlx::query_scalar(
-        "SELECT (value #>> '{}')::bigint FROM configuration_settings WHERE key = 'orders.payment_window_secs'",
+        "SELECT (value #>> '{}')::bigint FROM configuration_settings WHERE key = $1",
     )
+    .bind(PAYMENT_WINDOW)
     .fetch_optional(pool)
     .await?
     .flatten();
@@ -217,7 +220,11 @@ async fn ingest_state(
             settings.security.data_key.as_ref(),
         )?),
         public_url,
-        payment_window: std::time::Duration::from_secs(window_secs.unwrap_or(900).max(60) as u64),
+        payment_window: std::time::Duration::from_secs(
+            window_secs
+                .unwrap_or_else(|| settings_catalog::default_integer(PAYMENT_WINDOW))
+                .max(settings_catalog::minimum_integer(PAYMENT_WINDOW)) as u64,
+        ),
         receipts: std::sync::Arc::new(jivapay_ingest::payment_page::ReceiptStore::from_settings(
             &settings.receipts,
         )?),

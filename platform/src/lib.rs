@@ -7,6 +7,7 @@ pub mod kafka;
 pub mod runtime_settings;
 pub mod schema_registry;
 pub mod settings;
+pub mod settings_catalog;
 pub mod startup;
 pub mod telemetry;
 

@@ -51,6 +51,8 @@ struct Credentials {
 /// Login attempts per client address and login (`rate_limits.logins_per_minute`): guessing
 /// one account's password from one address is slowed to that pace, and nobody elsewhere can
 /// lock the user out.
+const LOGINS_PER_MINUTE: &str = "rate_limits.logins_per_minute";
+
 pub struct LoginLimits {
     attempts: KeyedRateLimit<(IpAddr, String)>,
     per_minute: IntegerSetting,
@@ -60,8 +62,10 @@ impl Default for LoginLimits {
     fn default() -> Self {
         Self {
             attempts: KeyedRateLimit::new(Duration::from_secs(60)),
-            // The catalogue's key and default (`settings_catalog`).
-            per_minute: IntegerSetting::new("rate_limits.logins_per_minute", 20),
+            per_minute: IntegerSetting::new(
+                LOGINS_PER_MINUTE,
+                crate::settings_catalog::default_integer(LOGINS_PER_MINUTE),
+            ),
         }
     }
 }

@@ -1,9 +1,10 @@
 //! The runtime settings fraud reads, parsed from the `settings` table with the catalogue's
-//! defaults (`admin/src/settings_catalog.rs`) when a key is missing or unreadable. The admin API
+//! defaults (`platform/src/settings_catalog.rs`) when a key is missing or unreadable. The admin API
 //! validates every write, so falling back only happens before the first publication or after a
 //! bug; it is logged.
 
 use crate::core::MasterData;
+use jivapay_platform::settings_catalog as catalogue;
 use rust_decimal::Decimal;
 use serde_json::Value;
 use std::str::FromStr;
@@ -13,11 +14,6 @@ pub const DENY_THRESHOLD: &str = "fraud.deny_threshold";
 pub const STORE_ORDERS_PER_MINUTE: &str = "fraud.velocity.store_orders_per_minute";
 pub const CUSTOMER_ORDERS_PER_HOUR: &str = "fraud.velocity.customer_orders_per_hour";
 pub const PAYMENT_WINDOW_SECS: &str = "orders.payment_window_secs";
-
-/// The catalogue's default and lower bound of the payment window (the gateway applies the
-/// same two when it reads the setting).
-pub const DEFAULT_PAYMENT_WINDOW_SECS: i64 = 900;
-pub const MIN_PAYMENT_WINDOW_SECS: i64 = 60;
 
 /// What fraud needs from the settings, read once per order (settings change without restart).
 #[derive(Debug, Clone, PartialEq)]
@@ -35,14 +31,14 @@ pub struct FraudSettings {
 }
 
 impl Default for FraudSettings {
-    /// The catalogue's defaults (keep in step with `admin/src/settings_catalog.rs`).
+    /// The catalogue's defaults (`jivapay_platform::settings_catalog`).
     fn default() -> Self {
         Self {
-            review_threshold: Decimal::new(30_000_000, 2),
-            deny_threshold: Decimal::new(100_000_000, 2),
-            store_orders_per_minute: 6000,
-            customer_orders_per_hour: 20,
-            payment_window_secs: DEFAULT_PAYMENT_WINDOW_SECS,
+            review_threshold: catalogue::default_decimal(REVIEW_THRESHOLD),
+            deny_threshold: catalogue::default_decimal(DENY_THRESHOLD),
+            store_orders_per_minute: catalogue::default_integer(STORE_ORDERS_PER_MINUTE) as usize,
+            customer_orders_per_hour: catalogue::default_integer(CUSTOMER_ORDERS_PER_HOUR) as usize,
+            payment_window_secs: catalogue::default_integer(PAYMENT_WINDOW_SECS),
         }
     }
 }
@@ -77,8 +73,8 @@ pub fn payment_window_secs(master: &dyn MasterData) -> i64 {
     integer(
         master,
         PAYMENT_WINDOW_SECS,
-        MIN_PAYMENT_WINDOW_SECS,
-        DEFAULT_PAYMENT_WINDOW_SECS,
+        catalogue::minimum_integer(PAYMENT_WINDOW_SECS),
+        catalogue::default_integer(PAYMENT_WINDOW_SECS),
     )
 }
 

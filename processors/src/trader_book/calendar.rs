@@ -103,6 +103,11 @@ mod tests {
     #[test]
     fn unknown_zones_use_the_default() {
         assert_eq!(
+            DEFAULT_TIME_ZONE,
+            jivapay_platform::settings_catalog::default_string("limits.time_zone"),
+            "the fallback is the catalogue's default"
+        );
+        assert_eq!(
             Window::at(BEFORE_MOSCOW_MIDNIGHT + 1, "Mars/Olympus"),
             Window::at(BEFORE_MOSCOW_MIDNIGHT + 1, DEFAULT_TIME_ZONE)
         );

@@ -1,11 +1,11 @@
 //! The runtime settings the trader book reads, with the catalogue's defaults
-//! (`admin/src/settings_catalog.rs`) when a key is missing or unreadable.
+//! (`platform/src/settings_catalog.rs`) when a key is missing or unreadable.
 
-use super::calendar::DEFAULT_TIME_ZONE;
 use crate::core::MasterData;
 use crate::fraud::settings::payment_window_secs;
+use jivapay_platform::settings_catalog as catalogue;
 
-const CONFIRMATION_TIMEOUT: (&str, i64) = ("orders.trader_confirmation_timeout_secs", 1800);
+const CONFIRMATION_TIMEOUT: &str = "orders.trader_confirmation_timeout_secs";
 const TIME_ZONE: &str = "limits.time_zone";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,13 +28,14 @@ impl BookSettings {
                 .setting(TIME_ZONE)
                 .and_then(|s| serde_json::from_str::<String>(&s.value_json).ok())
                 .filter(|z| !z.trim().is_empty())
-                .unwrap_or_else(|| DEFAULT_TIME_ZONE.to_string()),
+                .unwrap_or_else(|| catalogue::default_string(TIME_ZONE)),
         }
     }
 }
 
 /// A positive duration in seconds; admin validates the bounds before publishing.
-fn secs(master: &dyn MasterData, (key, default): (&str, i64)) -> i64 {
+fn secs(master: &dyn MasterData, key: &str) -> i64 {
+    let default = catalogue::default_integer(key);
     master
         .setting(key)
         .and_then(|s| serde_json::from_str::<i64>(&s.value_json).ok())

@@ -2,7 +2,7 @@
 //! has PostgreSQL at hand; the settings topic carries the same values) and cached briefly, so a
 //! change made in the management API applies within seconds without a restart.
 
-use super::schedule::DEFAULT_SCHEDULE;
+use jivapay_platform::settings_catalog as catalogue;
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,12 +24,14 @@ pub struct Policy {
 }
 
 impl Default for Policy {
+    /// The catalogue's defaults (`jivapay_platform::settings_catalog`).
     fn default() -> Self {
+        let secs = |key| Duration::from_secs(catalogue::default_integer(key).max(0) as u64);
         Self {
-            schedule: DEFAULT_SCHEDULE.to_vec(),
-            timeout: Duration::from_secs(15),
-            disable_after: Duration::from_secs(259_200),
-            allow_private: false,
+            schedule: catalogue::default_seconds_list("callbacks.retry_schedule_secs"),
+            timeout: secs("callbacks.timeout_secs"),
+            disable_after: secs("callbacks.disable_after_failing_secs"),
+            allow_private: catalogue::default_boolean(super::ssrf::ALLOW_PRIVATE_SETTING),
         }
     }
 }

@@ -15,9 +15,6 @@ pub const RETRY_AFTER_MAX: Duration = Duration::from_secs(6 * 3600);
 /// Jitter, as a fraction of the delay.
 pub const JITTER: f64 = 0.1;
 
-/// The default of `callbacks.retry_schedule_secs`.
-pub const DEFAULT_SCHEDULE: [u64; 8] = [0, 5, 300, 1800, 7200, 18000, 36000, 36000];
-
 /// The delay before the next attempt after `attempts_made` attempts of the current schedule,
 /// or `None` when the schedule is used up.
 pub fn next_delay(
@@ -58,6 +55,14 @@ mod tests {
 
     #[test]
     fn the_schedule_is_followed_with_bounded_jitter_and_then_ends() {
+        // The catalogue's default: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+        const DEFAULT_SCHEDULE: [u64; 8] = [0, 5, 300, 1800, 7200, 18000, 36000, 36000];
+        assert_eq!(
+            jivapay_platform::settings_catalog::default_seconds_list(
+                "callbacks.retry_schedule_secs"
+            ),
+            DEFAULT_SCHEDULE
+        );
         let mut rng = StdRng::seed_from_u64(7);
         assert_eq!(
             next_delay(&DEFAULT_SCHEDULE, 0, None, &mut rng),

@@ -130,6 +130,56 @@ pub fn definition(key: &str) -> Option<&'static Definition> {
     SETTINGS.iter().find(|d| d.key == key)
 }
 
+/// A setting every component reads: a key missing from the catalogue is a programming error,
+/// caught by the tests of whoever reads it.
+fn known(key: &str) -> &'static Definition {
+    definition(key).unwrap_or_else(|| panic!("{key} is not in the settings catalogue"))
+}
+
+/// The default of a whole-number (or seconds) setting.
+pub fn default_integer(key: &str) -> i64 {
+    (known(key).default)()
+        .as_i64()
+        .unwrap_or_else(|| panic!("{key}'s default is not a whole number"))
+}
+
+/// The lower bound of a whole-number (or seconds) setting.
+pub fn minimum_integer(key: &str) -> i64 {
+    match known(key).kind {
+        Kind::Integer { min, .. } | Kind::DurationSecs { min, .. } => min,
+        _ => panic!("{key} is not a whole-number setting"),
+    }
+}
+
+/// The default of a decimal setting.
+pub fn default_decimal(key: &str) -> Decimal {
+    (known(key).default)()
+        .as_str()
+        .and_then(|s| Decimal::from_str(s).ok())
+        .unwrap_or_else(|| panic!("{key}'s default is not a decimal string"))
+}
+
+pub fn default_string(key: &str) -> String {
+    (known(key).default)()
+        .as_str()
+        .unwrap_or_else(|| panic!("{key}'s default is not a string"))
+        .to_owned()
+}
+
+pub fn default_boolean(key: &str) -> bool {
+    (known(key).default)()
+        .as_bool()
+        .unwrap_or_else(|| panic!("{key}'s default is not a boolean"))
+}
+
+/// The default of a list of seconds (a retry schedule).
+pub fn default_seconds_list(key: &str) -> Vec<u64> {
+    (known(key).default)()
+        .as_array()
+        .and_then(|items| items.iter().map(serde_json::Value::as_u64).collect())
+        .unwrap_or_else(|| panic!("{key}'s default is not a list of seconds"))
+}
+
 impl Kind {
     /// The `value_type` stored in the database and on the topic.
     pub fn value_type(&self) -> &'static str {
