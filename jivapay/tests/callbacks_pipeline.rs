@@ -5,13 +5,12 @@
 
 use jivapay_sinks::callbacks::signing;
 use jivapay_tests::callbacks::Receiver;
-use jivapay_tests::process::{command, start_all};
+use jivapay_tests::demo;
+use jivapay_tests::process::start_all;
 use jivapay_tests::TestDatabase;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-const DEMO_PASSWORD: &str = "demo-password-123";
 
 fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_jivapay"))
@@ -21,18 +20,7 @@ fn binary() -> &'static Path {
 async fn the_pipelines_order_events_reach_the_merchant_as_signed_callbacks() {
     let db = TestDatabase::empty().await;
     let url = db.url.clone();
-    let env = [
-        ("JIVAPAY__DATABASE__URL", url.as_str()),
-        ("JIVAPAY__SEED__DEMO_PASSWORD", DEMO_PASSWORD),
-    ];
-    let seeded = command(binary(), &["seed", "--demo"], &env)
-        .output()
-        .unwrap();
-    assert!(
-        seeded.status.success(),
-        "{}",
-        String::from_utf8_lossy(&seeded.stderr)
-    );
+    demo::seed(binary(), &url);
     // The receiver is on 127.0.0.1: the development allowance.
     sqlx::query("UPDATE configuration_settings SET value = 'true' WHERE key = 'callbacks.allow_private_addresses'")
         .execute(&db.pool)
@@ -46,51 +34,13 @@ async fn the_pipelines_order_events_reach_the_merchant_as_signed_callbacks() {
             ("JIVAPAY__KAFKA__BROKERS", "embedded"),
         ],
     );
-    let client = reqwest::Client::new();
-    let login: Value = client
-        .post(format!("{}/api/auth/merchant/login", app.admin))
-        .json(&json!({"login": "demo-merchant-1", "password": DEMO_PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["token"].as_str().unwrap();
-    let stores: Value = client
-        .get(format!("{}/api/stores", app.admin))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let store = stores[0]["id"].as_str().unwrap().to_owned();
-    let rotated: Value = client
-        .post(format!(
-            "{}/api/stores/{store}/signing-secret/rotate",
-            app.admin
-        ))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let merchant = demo::Merchant::sign_in(&app, "demo-merchant-1").await;
+    let client = merchant.client.clone();
+    let store = merchant.store.clone();
+    let rotate = format!("/api/stores/{store}/signing-secret/rotate");
+    let rotated = merchant.post(&rotate, json!({})).await;
     let secret = rotated["signing_secret"].as_str().unwrap().to_owned();
-    let key: Value = client
-        .post(format!("{}/api/stores/{store}/api-keys", app.admin))
-        .bearer_auth(token)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key = key["key"].as_str().unwrap().to_owned();
+    let key = merchant.api_key().await;
     let post = |external: String, amount: &str| {
         let body = json!({"external_order_id": external, "amount": amount, "currency": "RUB",
             "payment_method": "sbp", "callback_url": receiver.url});

@@ -3,14 +3,13 @@
 //! routed and assigned to a demo trader's requisite by the processors (or sent to review, or
 //! left without a requisite), as the order status endpoint shows.
 
-use jivapay_tests::process::{command, start_all};
+use jivapay_tests::demo::{self, DEMO_PASSWORD};
+use jivapay_tests::process::start_all;
 use jivapay_tests::TestDatabase;
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-const DEMO_PASSWORD: &str = "demo-password-123";
 
 fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_jivapay"))
@@ -46,18 +45,7 @@ async fn settled(client: &reqwest::Client, ingest: &str, key: &str, external: &s
 async fn pay_ins_are_screened_routed_and_assigned() {
     let db = TestDatabase::empty().await;
     let url = db.url.clone();
-    let env = [
-        ("JIVAPAY__DATABASE__URL", url.as_str()),
-        ("JIVAPAY__SEED__DEMO_PASSWORD", DEMO_PASSWORD),
-    ];
-    let seeded = command(binary(), &["seed", "--demo"], &env)
-        .output()
-        .unwrap();
-    assert!(
-        seeded.status.success(),
-        "{}",
-        String::from_utf8_lossy(&seeded.stderr)
-    );
+    demo::seed(binary(), &url);
     let app = start_all(
         binary(),
         &[
@@ -65,39 +53,11 @@ async fn pay_ins_are_screened_routed_and_assigned() {
             ("JIVAPAY__KAFKA__BROKERS", "embedded"),
         ],
     );
-    let client = reqwest::Client::new();
-
-    let login: Value = client
-        .post(format!("{}/api/auth/merchant/login", app.admin))
-        .json(&json!({"login": "demo-merchant-1", "password": DEMO_PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["token"].as_str().unwrap();
-    let stores: Value = client
-        .get(format!("{}/api/stores", app.admin))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let store = stores[0]["id"].as_str().unwrap();
-    let key: Value = client
-        .post(format!("{}/api/stores/{store}/api-keys", app.admin))
-        .bearer_auth(token)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key = key["key"].as_str().unwrap();
+    let merchant = demo::Merchant::sign_in(&app, "demo-merchant-1").await;
+    let client = merchant.client.clone();
+    let store = merchant.store.as_str();
+    let key = merchant.api_key().await;
+    let key = key.as_str();
 
     let post = |external: String, amount: &str, method: &str| {
         let body = json!({"external_order_id": external, "amount": amount, "currency": "RUB", "payment_method": method});

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod callbacks;
+pub mod demo;
 pub mod gateway;
 pub mod murmur2;
 pub mod process;
