@@ -8,6 +8,7 @@
 //! from the cache. An answer read from the database while a change commits is not kept (the
 //! epoch moved), so a revoked key stops working within the notification's delay (milliseconds).
 
+use jivapay_platform::settings_catalog::CachedSetting;
 use moka::sync::Cache;
 use rust_decimal::Decimal;
 use sqlx::postgres::PgListener;
@@ -45,6 +46,9 @@ pub struct GatewayCache {
     pools: Cache<(Uuid, String, String), PoolCheck>,
     epoch: AtomicU64,
     live: AtomicBool,
+    /// `callbacks.allow_private_addresses`, for the callback URL check (re-read every few
+    /// seconds; not covered by the notification).
+    allow_private: CachedSetting<bool>,
 }
 
 fn bounded<K, V>() -> Cache<K, V>
@@ -65,11 +69,17 @@ impl Default for GatewayCache {
             pools: bounded(),
             epoch: AtomicU64::new(0),
             live: AtomicBool::new(false),
+            allow_private: CachedSetting::new("callbacks.allow_private_addresses"),
         }
     }
 }
 
 impl GatewayCache {
+    /// Whether callback URLs may point at private addresses (the development allowance).
+    pub async fn allow_private_callbacks(&self, pool: &PgPool) -> bool {
+        self.allow_private.get(pool).await
+    }
+
     pub fn epoch(&self) -> Epoch {
         Epoch(self.epoch.load(Ordering::SeqCst))
     }

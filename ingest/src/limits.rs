@@ -1,8 +1,8 @@
 //! The per-store request budget (`rate_limits.gateway_requests_per_second`): a store that
 //! sends more gets `429 rate_limited` with `Retry-After`, and other stores do not notice.
 
-use jivapay_platform::http::rate_limit::{IntegerSetting, KeyedRateLimit};
-use jivapay_platform::settings_catalog;
+use jivapay_platform::http::rate_limit::KeyedRateLimit;
+use jivapay_platform::settings_catalog::CachedSetting;
 use sqlx::PgPool;
 use std::time::Duration;
 use uuid::Uuid;
@@ -11,14 +11,14 @@ const SETTING: &str = "rate_limits.gateway_requests_per_second";
 
 pub struct GatewayLimits {
     per_store: KeyedRateLimit<Uuid>,
-    per_second: IntegerSetting,
+    per_second: CachedSetting<i64>,
 }
 
 impl Default for GatewayLimits {
     fn default() -> Self {
         Self {
             per_store: KeyedRateLimit::new(Duration::from_secs(1)),
-            per_second: IntegerSetting::new(SETTING, settings_catalog::default_integer(SETTING)),
+            per_second: CachedSetting::new(SETTING),
         }
     }
 }

@@ -252,6 +252,63 @@ pub fn validate(definition: &Definition, value: &Value) -> Result<Value, String>
     }
 }
 
+/// A runtime setting read from `configuration_settings` and kept for a few seconds, so a
+/// change made in the management API applies without a restart and without a query per
+/// request. Its default is the catalogue's.
+pub struct CachedSetting<T> {
+    key: &'static str,
+    default: T,
+    cached: std::sync::Mutex<Option<(std::time::Instant, T)>>,
+}
+
+/// How long a read value is used before the setting is read again.
+const CACHED_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl<T: serde::de::DeserializeOwned + Clone> CachedSetting<T> {
+    pub fn new(key: &'static str) -> Self {
+        let default = serde_json::from_value((known(key).default)())
+            .unwrap_or_else(|e| panic!("{key}'s default does not fit its reader: {e}"));
+        Self {
+            key,
+            default,
+            cached: std::sync::Mutex::new(None),
+        }
+    }
+
+    pub async fn get(&self, pool: &sqlx::PgPool) -> T {
+        let cached = self
+            .cached
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some((at, value)) = cached {
+            if at.elapsed() < CACHED_FOR {
+                return value;
+            }
+        }
+        let read: Result<Option<Value>, _> =
+            sqlx::query_scalar("SELECT value FROM configuration_settings WHERE key = $1")
+                .bind(self.key)
+                .fetch_optional(pool)
+                .await;
+        let value = match read.map(|found| found.map(serde_json::from_value::<T>)) {
+            Ok(Some(Ok(value))) => value,
+            Ok(None) => self.default.clone(),
+            Ok(Some(Err(e))) => {
+                tracing::warn!(key = self.key, error = %e, "setting mistyped; default used");
+                self.default.clone()
+            }
+            Err(e) => {
+                tracing::warn!(key = self.key, error = %e, "setting unreadable; default used");
+                self.default.clone()
+            }
+        };
+        *self.cached.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((std::time::Instant::now(), value.clone()));
+        value
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use jivapay_platform::http::path::Path;
-use jivapay_platform::http::rate_limit::{too_many, IntegerSetting, KeyedRateLimit};
+use jivapay_platform::http::rate_limit::{too_many, KeyedRateLimit};
+use jivapay_platform::settings_catalog::CachedSetting;
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -55,17 +56,14 @@ const LOGINS_PER_MINUTE: &str = "rate_limits.logins_per_minute";
 
 pub struct LoginLimits {
     attempts: KeyedRateLimit<(IpAddr, String)>,
-    per_minute: IntegerSetting,
+    per_minute: CachedSetting<i64>,
 }
 
 impl Default for LoginLimits {
     fn default() -> Self {
         Self {
             attempts: KeyedRateLimit::new(Duration::from_secs(60)),
-            per_minute: IntegerSetting::new(
-                LOGINS_PER_MINUTE,
-                crate::settings_catalog::default_integer(LOGINS_PER_MINUTE),
-            ),
+            per_minute: CachedSetting::new(LOGINS_PER_MINUTE),
         }
     }
 }

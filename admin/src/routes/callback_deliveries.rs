@@ -55,7 +55,11 @@ pub async fn vet_callback_url(
     let Some(url) = url else {
         return Ok(());
     };
-    let allow = ssrf::allow_private(pool).await?;
+    vet_callback_url_allowing(ssrf::allow_private(pool).await?, field, url).await
+}
+
+/// [`vet_callback_url`] with the allowance already known (the gateway keeps it cached).
+pub async fn vet_callback_url_allowing(allow: bool, field: &str, url: &str) -> ApiResult<()> {
     ssrf::check_on_save(url, allow).await.map_err(|refusal| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -181,12 +181,15 @@ pub async fn create_payin(
     Body(request): Body<CreatePayin>,
 ) -> ApiResult<(StatusCode, Json<PayinCreated>)> {
     let payin = request.parse()?;
-    jivapay_admin::routes::callback_deliveries::vet_callback_url(
-        &state.pool,
-        "callback_url",
-        payin.callback_url.as_deref(),
-    )
-    .await?;
+    if let Some(url) = payin.callback_url.as_deref() {
+        let allow = state.cache.allow_private_callbacks(&state.pool).await;
+        jivapay_admin::routes::callback_deliveries::vet_callback_url_allowing(
+            allow,
+            "callback_url",
+            url,
+        )
+        .await?;
+    }
     let check = pool_check(
         &state,
         store.store_id,
@@ -233,6 +236,7 @@ pub async fn create_payin(
     let fingerprint = payin.fingerprint();
     let window = chrono::Duration::from_std(state.payment_window)
         .unwrap_or_else(|_| chrono::Duration::minutes(15));
+    let token = payment_token(&state, order_id);
     let first: Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
         "INSERT INTO gateway_requests (store_id, external_order_id, order_id, direction, request_hash, fiat_amount,
              fiat_currency, payment_method, expires_at, payment_token)
@@ -248,7 +252,7 @@ pub async fn create_payin(
     .bind(&payin.currency)
     .bind(&payin.payment_method)
     .bind(window)
-    .bind(payment_token(&state, order_id))
+    .bind(&token)
     .fetch_optional(&state.pool)
     .await?;
     let (status, created_at, expires_at) = match first {
@@ -271,7 +275,6 @@ pub async fn create_payin(
             (StatusCode::OK, created, expires)
         }
     };
-    let token = payment_token(&state, order_id);
     let record = OrderRequested {
         order_id,
         store_id: store.store_id,

@@ -1,4 +1,5 @@
-//! Keyed rate limits whose size is a runtime setting (`rate_limits.*`), enforced with
+//! Keyed rate limits whose size is a runtime setting (`rate_limits.*`, read through
+//! [`crate::settings_catalog::CachedSetting`]), enforced with
 //! governor's GCRA (a well-kept implementation of the cell-rate algorithm, rather than
 //! hand-written counters), and the `429 rate_limited` answer with `Retry-After`.
 
@@ -8,12 +9,11 @@ use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
-use sqlx::PgPool;
 use std::hash::Hash;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 type Limiter<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock>;
 
@@ -74,51 +74,6 @@ pub fn too_many(wait: Duration, what: &str) -> Response {
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
     response
-}
-
-/// An integer runtime setting read from `configuration_settings` and kept for a few seconds,
-/// so a change made in the management API applies without a restart and without a query per
-/// request.
-pub struct IntegerSetting {
-    key: &'static str,
-    default: i64,
-    cached: Mutex<Option<(Instant, i64)>>,
-}
-
-/// How long a read value is used before the setting is read again.
-const REFRESH: Duration = Duration::from_secs(5);
-
-impl IntegerSetting {
-    pub fn new(key: &'static str, default: i64) -> Self {
-        Self {
-            key,
-            default,
-            cached: Mutex::new(None),
-        }
-    }
-
-    pub async fn get(&self, pool: &PgPool) -> i64 {
-        if let Some((at, value)) = *self.cached.lock().unwrap_or_else(|e| e.into_inner()) {
-            if at.elapsed() < REFRESH {
-                return value;
-            }
-        }
-        let read: Result<Option<Option<i64>>, _> = sqlx::query_scalar(
-            "SELECT (value #>> '{}')::bigint FROM configuration_settings WHERE key = $1",
-        )
-        .bind(self.key)
-        .fetch_optional(pool)
-        .await;
-        let value = match read {
-            Ok(found) => found.flatten().unwrap_or(self.default),
-            Err(e) => {
-                tracing::warn!(key = self.key, error = %e, "setting unreadable; default used");
-                self.default
-            }
-        };
-        *self.cached.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), value));
-        value
-    }
 }
 
 #[cfg(test)]
