@@ -3,6 +3,7 @@
 use crate::auth::jwt::{JwtError, JwtKeys};
 use crate::crypto::{CryptoError, DataKey};
 use crate::routes::auth::LoginLimits;
+use jivapay_platform::order_changes::OrderChanges;
 use jivapay_platform::Settings;
 use jivapay_schemas::SchemaRegistry;
 use sqlx::PgPool;
@@ -18,6 +19,9 @@ pub struct AppState {
     pub commands: Option<jivapay_platform::kafka::RecordProducer>,
     /// Login attempts per client address and login.
     pub logins: Arc<LoginLimits>,
+    /// Order changes for the traders' streams; fed by whoever runs the API (see
+    /// [`AppState::with_changes`]).
+    pub changes: Arc<OrderChanges>,
 }
 
 /// A setting the management API cannot run without.
@@ -42,12 +46,19 @@ impl AppState {
             data_key: Arc::new(DataKey::from_settings(settings.security.data_key.as_ref())?),
             commands: None,
             logins: Arc::new(LoginLimits::default()),
+            changes: Arc::default(),
         })
     }
 
     /// The same state, producing trader commands with `producer`.
     pub fn with_commands(mut self, producer: jivapay_platform::kafka::RecordProducer) -> Self {
         self.commands = Some(producer);
+        self
+    }
+
+    /// The same state, streaming the order changes `changes` receives.
+    pub fn with_changes(mut self, changes: Arc<OrderChanges>) -> Self {
+        self.changes = changes;
         self
     }
 }

@@ -36,10 +36,7 @@ fn cpu_now(cluster: &Cluster) -> Vec<(String, f64)> {
 }
 
 pub fn bench_plan(orders: u64, rate: f64, run_id: &str) -> Plan {
-    let mut plan = Plan::benchmark(orders, rate, run_id);
-    plan.customer_poll = Duration::from_millis(100);
-    plan.trader_poll = Duration::from_millis(100);
-    plan
+    Plan::benchmark(orders, rate, run_id)
 }
 
 impl Pipeline<'_> {

@@ -5,6 +5,7 @@ use crate::limits::GatewayLimits;
 use crate::payment_page::ReceiptStore;
 use jivapay_admin::crypto::DataKey;
 use jivapay_platform::kafka::RecordProducer;
+use jivapay_platform::order_changes::OrderChanges;
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,4 +27,7 @@ pub struct IngestState {
     pub cache: Arc<GatewayCache>,
     /// Per-store request budgets.
     pub limits: Arc<GatewayLimits>,
+    /// Order changes for the payment streams (fed by a listener, see
+    /// [`jivapay_platform::order_changes`]).
+    pub changes: Arc<OrderChanges>,
 }

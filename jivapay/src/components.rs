@@ -3,6 +3,7 @@
 
 use jivapay_platform::http::{bind, ops_router, serve, Readiness};
 use jivapay_platform::kafka::{Broker, RecordProducer};
+use jivapay_platform::order_changes::OrderChanges;
 use jivapay_platform::settings::KafkaSettings;
 use jivapay_platform::settings_catalog;
 use jivapay_platform::{db, schema_registry, Settings, StartupError};
@@ -79,10 +80,15 @@ pub async fn all(
     for processor in PROCESSORS {
         check_co_partitioning(&broker, *processor).await?;
     }
-    let admin_state =
-        jivapay_admin::AppState::new(settings, pool.clone(), schemas.clone())?.with_commands(
-            RecordProducer::new(&broker, schemas.clone(), "jivapay-admin")?,
-        );
+    // One listener feeds the payment pages' and the traders' streams.
+    let changes = OrderChanges::listening(&pool, &stop);
+    let admin_state = jivapay_admin::AppState::new(settings, pool.clone(), schemas.clone())?
+        .with_commands(RecordProducer::new(
+            &broker,
+            schemas.clone(),
+            "jivapay-admin",
+        )?)
+        .with_changes(changes.clone());
     let relay = spawn_outbox_relay(&broker, &pool, &schemas, stop.clone())?;
     let sinks: Vec<_> = [SinkKind::Ledger, SinkKind::Projection, SinkKind::Callbacks]
         .into_iter()
@@ -146,7 +152,15 @@ pub async fn all(
         "ingest",
         ingest_listener,
         jivapay_ingest::router(
-            ingest_state(settings, &pool_for_ingest, &broker, &schemas, &stop).await?,
+            ingest_state(
+                settings,
+                &pool_for_ingest,
+                &broker,
+                &schemas,
+                &stop,
+                &changes,
+            )
+            .await?,
             readiness.clone(),
         ),
         stop.clone(),
@@ -174,7 +188,8 @@ pub async fn ingest(settings: &Settings, stop: CancellationToken) -> anyhow::Res
     let broker = Broker::connect(&settings.kafka, false, "ingest").await?;
     let schemas = schema_registry::load(&settings.schema_registry).await?;
     let pool = db::connect(&settings.database).await?;
-    let state = ingest_state(settings, &pool, &broker, &schemas, &stop).await?;
+    let changes = OrderChanges::listening(&pool, &stop);
+    let state = ingest_state(settings, &pool, &broker, &schemas, &stop, &changes).await?;
     let readiness = Readiness::default().with_database(pool).with_broker(broker);
     bind_and_serve(
         "ingest",
@@ -193,6 +208,7 @@ async fn ingest_state(
     broker: &Broker,
     schemas: &jivapay_schemas::SchemaRegistry,
     stop: &CancellationToken,
+    changes: &std::sync::Arc<OrderChanges>,
 ) -> anyhow::Result<jivapay_ingest::IngestState> {
     let cache = std::sync::Arc::new(jivapay_ingest::cache::GatewayCache::default());
     tokio::spawn(jivapay_ingest::cache::listen(
@@ -230,6 +246,7 @@ async fn ingest_state(
         )?),
         cache,
         limits: Default::default(),
+        changes: changes.clone(),
     })
 }
 
@@ -237,10 +254,13 @@ pub async fn admin(settings: &Settings, stop: CancellationToken) -> anyhow::Resu
     let broker = Broker::connect(&settings.kafka, false, "admin").await?;
     let schemas = schema_registry::load(&settings.schema_registry).await?;
     let pool = db::connect(&settings.database).await?;
-    let state =
-        jivapay_admin::AppState::new(settings, pool.clone(), schemas.clone())?.with_commands(
-            RecordProducer::new(&broker, schemas.clone(), "jivapay-admin")?,
-        );
+    let state = jivapay_admin::AppState::new(settings, pool.clone(), schemas.clone())?
+        .with_commands(RecordProducer::new(
+            &broker,
+            schemas.clone(),
+            "jivapay-admin",
+        )?)
+        .with_changes(OrderChanges::listening(&pool, &stop));
     let relay = spawn_outbox_relay(&broker, &pool, &schemas, stop.clone())?;
     let readiness = Readiness::default().with_database(pool).with_broker(broker);
     let result = bind_and_serve(

@@ -2,6 +2,7 @@
 //! the gateway (store API keys), the payment page (JSON and its HTML form with a receipt) and
 //! the management API (logins, API keys, the trader's orders).
 
+use crate::sse::EventStream;
 use anyhow::{anyhow, bail, Context};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -129,17 +130,13 @@ impl Api {
         })
     }
 
-    /// `GET /api/v1/payment/{token}`: the order's status as the payer sees it.
-    pub async fn payment_status(&self, token: &str) -> anyhow::Result<String> {
-        let body: Value = self
-            .client
-            .get(format!("{}/api/v1/payment/{token}", self.ingest))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        Ok(body["status"].as_str().unwrap_or_default().to_owned())
+    /// `GET /api/v1/payment/{token}/events`: the payment as the payer sees it, as it changes.
+    pub async fn payment_events(&self, token: &str) -> anyhow::Result<EventStream> {
+        EventStream::open(
+            self.client
+                .get(format!("{}/api/v1/payment/{token}/events", self.ingest)),
+        )
+        .await
     }
 
     /// "I have paid" through the JSON endpoint.
@@ -191,31 +188,14 @@ impl Api {
         }
     }
 
-    /// The trader's open orders: (order id, status).
-    pub async fn trader_open_orders(&self, token: &str) -> anyhow::Result<Vec<(String, String)>> {
-        let body: Value = self
-            .client
-            .get(format!("{}/api/trader/orders", self.admin))
-            .bearer_auth(token)
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        Ok(body
-            .as_array()
-            .map(|orders| {
-                orders
-                    .iter()
-                    .filter_map(|o| {
-                        Some((
-                            o["order_id"].as_str()?.to_owned(),
-                            o["status"].as_str()?.to_owned(),
-                        ))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default())
+    /// `GET /api/trader/orders/events`: the trader's open orders, then their changes.
+    pub async fn trader_events(&self, token: &str) -> anyhow::Result<EventStream> {
+        EventStream::open(
+            self.client
+                .get(format!("{}/api/trader/orders/events", self.admin))
+                .bearer_auth(token),
+        )
+        .await
     }
 
     /// The trader confirms the money arrived.

@@ -157,23 +157,10 @@ async fn one_order(
         return outcome;
     }
     let patience = Instant::now() + plan.customer_patience;
-    loop {
-        tokio::time::sleep(plan.customer_poll).await;
-        let status = match api.payment_status(&created.token).await {
-            Ok(status) => status,
-            Err(_) => {
-                Progress::add(&progress.other_errors);
-                String::from("created")
-            }
-        };
-        match status.as_str() {
-            "created" if Instant::now() < patience => continue,
-            "assigned" => break,
-            _ => {
-                Progress::add(&progress.not_assigned);
-                return outcome;
-            }
-        }
+    let decided = decision(api, &created.token, patience, progress).await;
+    if decided.as_deref() != Some("assigned") {
+        Progress::add(&progress.not_assigned);
+        return outcome;
     }
     Progress::add(&progress.assigned_seen);
     let confirmed = match customer {
@@ -200,8 +187,64 @@ async fn one_order(
     outcome
 }
 
-/// One task per trader until `stop`: reload the open orders every `plan.trader_poll` and
-/// confirm each order its customer confirmed (a slow trader after `plan.slow_trader_delay`).
+/// Follows the payment's event stream (opening it again if the server ends it) until the
+/// order leaves `created`: its new status, or `None` if that did not happen by `patience`.
+async fn decision(
+    api: &Api,
+    token: &str,
+    patience: Instant,
+    progress: &Progress,
+) -> Option<String> {
+    while Instant::now() < patience {
+        let mut events = match api.payment_events(token).await {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::debug!(error = %e, "payment stream not opened");
+                Progress::add(&progress.other_errors);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        loop {
+            match tokio::time::timeout_at(patience, events.next()).await {
+                Err(_) => return None,
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    tracing::debug!(error = %e, "payment stream broken");
+                    Progress::add(&progress.other_errors);
+                    break;
+                }
+                Ok(Some(Ok((_, view)))) => match view["status"].as_str() {
+                    Some("created") | None => continue,
+                    Some(status) => return Some(status.to_owned()),
+                },
+            }
+        }
+    }
+    None
+}
+
+/// The (order id, status) pairs of a trader stream's event: a `snapshot` lists the open
+/// orders, an `order` event one changed order.
+fn orders_in(name: &str, data: &serde_json::Value) -> Vec<(String, String)> {
+    let pair = |o: &serde_json::Value| {
+        Some((
+            o["order_id"].as_str()?.to_owned(),
+            o["status"].as_str()?.to_owned(),
+        ))
+    };
+    match name {
+        "snapshot" => data
+            .as_array()
+            .map(|orders| orders.iter().filter_map(pair).collect())
+            .unwrap_or_default(),
+        "order" => pair(data).into_iter().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// One task per trader until `stop`: follow the trader's order stream and confirm each order
+/// its customer confirmed (a slow trader after `plan.slow_trader_delay`).
 pub fn spawn_traders(
     api: &Api,
     actors: &Actors,
@@ -215,45 +258,62 @@ pub fn spawn_traders(
         .enumerate()
         .map(|(i, (_, token))| {
             let slow = plan.is_slow_trader(i).then_some(plan.slow_trader_delay);
-            let (api, token, poll, progress, stop) = (
-                api.clone(),
-                token.clone(),
-                plan.trader_poll,
-                progress.clone(),
-                stop.clone(),
-            );
+            let (api, token, progress, stop) =
+                (api.clone(), token.clone(), progress.clone(), stop.clone());
             tokio::spawn(async move {
                 let mut handled: HashSet<String> = HashSet::new();
                 while !stop.is_cancelled() {
-                    tokio::select! {
+                    let opened = tokio::select! {
                         _ = stop.cancelled() => break,
-                        _ = tokio::time::sleep(poll) => {}
-                    }
-                    let Ok(open) = api.trader_open_orders(&token).await else {
+                        opened = api.trader_events(&token) => opened,
+                    };
+                    let Ok(mut events) = opened else {
                         Progress::add(&progress.other_errors);
+                        tokio::time::sleep(Duration::from_millis(500)).await;
                         continue;
                     };
-                    let visible: HashSet<&String> = open.iter().map(|(id, _)| id).collect();
-                    handled.retain(|id| visible.contains(id));
-                    for (order_id, status) in &open {
-                        if status != "client_confirmed" || !handled.insert(order_id.clone()) {
-                            continue;
+                    loop {
+                        let next = tokio::select! {
+                            _ = stop.cancelled() => break,
+                            next = events.next() => next,
+                        };
+                        let (name, data) = match next {
+                            Some(Ok(event)) => event,
+                            // Ended by the server (it limits a stream's life) or broken: reopen.
+                            None => break,
+                            Some(Err(_)) => {
+                                Progress::add(&progress.other_errors);
+                                break;
+                            }
+                        };
+                        let orders = orders_in(&name, &data);
+                        if name == "snapshot" {
+                            let listed: HashSet<&String> =
+                                orders.iter().map(|(id, _)| id).collect();
+                            handled.retain(|id| listed.contains(id));
                         }
-                        let (api, token, order_id, progress) = (
-                            api.clone(),
-                            token.clone(),
-                            order_id.clone(),
-                            progress.clone(),
-                        );
-                        tokio::spawn(async move {
-                            if let Some(delay) = slow {
-                                tokio::time::sleep(delay).await;
+                        for (order_id, status) in orders {
+                            if status != "client_confirmed" {
+                                if !matches!(status.as_str(), "assigned" | "disputed") {
+                                    handled.remove(&order_id);
+                                }
+                                continue;
                             }
-                            match api.trader_confirm(&token, &order_id).await {
-                                Ok(()) => Progress::add(&progress.trader_confirmed),
-                                Err(_) => Progress::add(&progress.other_errors),
+                            if !handled.insert(order_id.clone()) {
+                                continue;
                             }
-                        });
+                            let (api, token, progress) =
+                                (api.clone(), token.clone(), progress.clone());
+                            tokio::spawn(async move {
+                                if let Some(delay) = slow {
+                                    tokio::time::sleep(delay).await;
+                                }
+                                match api.trader_confirm(&token, &order_id).await {
+                                    Ok(()) => Progress::add(&progress.trader_confirmed),
+                                    Err(_) => Progress::add(&progress.other_errors),
+                                }
+                            });
+                        }
                     }
                 }
             })

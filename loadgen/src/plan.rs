@@ -62,12 +62,8 @@ pub struct Plan {
     /// Share of traders who confirm late, and how late.
     pub slow_trader_share: f64,
     pub slow_trader_delay: Duration,
-    /// How often a customer reloads the payment JSON while waiting for a requisite.
-    pub customer_poll: Duration,
     /// How long a customer waits for a requisite before giving up.
     pub customer_patience: Duration,
-    /// How often a trader reloads his open orders.
-    pub trader_poll: Duration,
     /// Prefix of the external order ids (unique per run: a repeat would be the same order).
     pub run_id: String,
     /// Orders in flight (posted, customer not done) beyond which new arrivals are shed and
@@ -88,9 +84,7 @@ impl Plan {
             receipt_share: 0.25,
             slow_trader_share: 0.34,
             slow_trader_delay: Duration::from_secs(3),
-            customer_poll: Duration::from_millis(250),
             customer_patience: Duration::from_secs(60),
-            trader_poll: Duration::from_millis(500),
             run_id: format!("demo-{}", uuid::Uuid::new_v4().simple()),
             max_in_flight: 100_000,
             pools: DEMO_POOLS.to_vec(),
@@ -104,9 +98,7 @@ impl Plan {
             unpaid_share: 0.0,
             receipt_share: 0.0,
             slow_trader_share: 0.0,
-            customer_poll: Duration::from_millis(50),
             customer_patience: Duration::from_secs(120),
-            trader_poll: Duration::from_millis(50),
             run_id: run_id.to_owned(),
             ..Self::demo(orders, rate)
         }

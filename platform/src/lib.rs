@@ -4,6 +4,7 @@
 pub mod db;
 pub mod http;
 pub mod kafka;
+pub mod order_changes;
 pub mod runtime_settings;
 pub mod schema_registry;
 pub mod settings;

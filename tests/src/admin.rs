@@ -7,6 +7,7 @@ use jivapay_admin::auth::Role;
 use jivapay_admin::AppState;
 use jivapay_platform::http::Readiness;
 use jivapay_platform::kafka::{Broker, RecordProducer};
+use jivapay_platform::order_changes::OrderChanges;
 use jivapay_platform::Settings;
 use jivapay_schemas::{SchemaRegistry, TOPICS};
 use reqwest::Method;
@@ -65,13 +66,14 @@ impl AdminApp {
         let broker = broker(BrokerKind::Embedded).await;
         broker.ensure_topics(TOPICS).await.expect("topics");
         let schemas = SchemaRegistry::builtin().unwrap();
+        let stop = CancellationToken::new();
         let state = AppState::new(&settings(), db.pool.clone(), schemas.clone())
             .expect("state")
-            .with_commands(RecordProducer::new(&broker, schemas.clone(), "test-admin").unwrap());
+            .with_commands(RecordProducer::new(&broker, schemas.clone(), "test-admin").unwrap())
+            .with_changes(OrderChanges::listening(&db.pool, &stop));
         jivapay_admin::seed::reference(&state)
             .await
             .expect("reference data");
-        let stop = CancellationToken::new();
         if relay {
             let producer = RecordProducer::new(&broker, schemas.clone(), "test-relay").unwrap();
             tokio::spawn(jivapay_admin::outbox::relay::run(

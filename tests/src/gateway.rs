@@ -52,6 +52,7 @@ impl Gateway {
             receipts: receipts.clone(),
             cache,
             limits: Default::default(),
+            changes: app.state.changes.clone(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

@@ -4,7 +4,7 @@
 mod create;
 mod status;
 
-use crate::payment_page::{confirm, receipts, view};
+use crate::payment_page::{confirm, events, receipts, view};
 use crate::state::IngestState;
 use axum::routing::{get, post};
 use axum::Router;
@@ -18,6 +18,7 @@ pub fn router() -> Router<IngestState> {
             get(status::by_external_id),
         )
         .route("/payment/{token}", get(view::json))
+        .route("/payment/{token}/events", get(events::stream))
         .route("/payment/{token}/confirm", post(confirm::confirm_json))
         .route("/payment/{token}/receipt", post(receipts::receipt_json))
 }

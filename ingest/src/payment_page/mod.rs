@@ -5,6 +5,7 @@
 //! requisite number is shown — to the payer, who must see it to pay.
 
 pub mod confirm;
+pub mod events;
 mod html;
 pub mod receipts;
 pub mod view;

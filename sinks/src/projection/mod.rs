@@ -8,6 +8,7 @@ mod fold;
 
 use crate::runtime::Sink;
 use fold::OrderRow;
+use jivapay_platform::order_changes::{self, OrderChange};
 use jivapay_schemas::records::{OrderEvent, OrderEventKind, OrderStatus};
 use sqlx::PgConnection;
 
@@ -83,9 +84,34 @@ impl Sink<OrderEvent> for ProjectionSink {
         if events.is_empty() {
             return Ok(());
         }
-        upsert_orders(tx, &fold::fold(events)).await?;
-        insert_events(tx, events).await
+        let rows = fold::fold(events);
+        upsert_orders(tx, &rows).await?;
+        insert_events(tx, events).await?;
+        notify_changes(tx, &rows).await
     }
+}
+
+/// Tells the HTTP streams that show these orders (payment pages, traders' lists) that they
+/// changed: one notice per order, delivered when this transaction commits. A batch applied
+/// again after a crash notifies again, which only makes a stream reload.
+async fn notify_changes(tx: &mut PgConnection, rows: &[OrderRow]) -> sqlx::Result<()> {
+    let payloads: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            OrderChange {
+                order_id: row.id,
+                trader_id: row.trader_id,
+                status: row.status.to_owned(),
+            }
+            .payload()
+        })
+        .collect();
+    sqlx::query("SELECT pg_notify($1, payload) FROM UNNEST($2::text[]) AS payload")
+        .bind(order_changes::CHANNEL)
+        .bind(payloads)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 /// Inserts the orders not yet projected and moves the others forward, each only if the row is

@@ -2,7 +2,10 @@
 //! money arrived, or report that it did not. A confirmation becomes a command for the trader
 //! book (`trader.commands`, key = trader), which owns the order's state and decides; the API
 //! answers 202 once the command is on the topic. Command ids derive from the order, so a
-//! repeated click is one command.
+//! repeated click is one command. `GET /trader/orders/events` streams the list as it changes
+//! (see [`events`]).
+
+mod events;
 
 use crate::auth::Authorized;
 use crate::need;
@@ -26,6 +29,7 @@ need!(TraderOrders, "trader_orders", "use", [Trader]);
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/trader/orders", get(list))
+        .route("/trader/orders/events", get(events::stream))
         .route("/trader/orders/{id}/confirm", post(confirm))
         .route(
             "/trader/orders/{id}/report-non-payment",
@@ -36,7 +40,7 @@ pub fn router() -> Router<AppState> {
 /// Namespace of the command ids derived here.
 const COMMAND_NAMESPACE: Uuid = Uuid::from_u128(0x2f6a_9b31_7e0c_4d55_8c2e_41a9_6b7d_03f1);
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 struct OpenOrder {
     order_id: Uuid,
     status: String,
@@ -50,28 +54,56 @@ struct OpenOrder {
     created_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// A trader's orders as he sees them (requisite masked); the caller adds the filter.
+const SELECT_ORDERS: &str =
+    "SELECT o.id AS order_id, o.status, o.fiat_amount AS amount, o.fiat_currency AS currency, o.payment_method,
+            o.crypto_amount, o.requisite_id,
+            CASE WHEN r.kind = 'card' THEN r.number_first6 || '******' || r.number_last4 ELSE '****' || r.number_last4 END
+                AS requisite_masked,
+            o.expires_at, o.created_at
+     FROM orders o LEFT JOIN requisites r ON r.id = o.requisite_id
+     WHERE o.trader_id = $1";
+
+/// Statuses in which an order is on the trader's list.
+const OPEN_STATUSES: [&str; 3] = ["assigned", "client_confirmed", "disputed"];
+
+fn is_open(status: &str) -> bool {
+    OPEN_STATUSES.contains(&status)
+}
+
+/// The caller's trader, or 403.
+fn trader_of(auth: &Authorized<TraderOrders>) -> ApiResult<Uuid> {
+    auth.caller
+        .trader_id
+        .ok_or_else(|| ApiError::forbidden("only traders have orders"))
+}
+
+/// The trader's open orders, oldest first (at most 500).
+async fn open_orders(state: &AppState, trader: Uuid) -> sqlx::Result<Vec<OpenOrder>> {
+    sqlx::query_as(&format!(
+        "{SELECT_ORDERS} AND o.status = ANY($2) ORDER BY o.created_at LIMIT 500"
+    ))
+    .bind(trader)
+    .bind(OPEN_STATUSES)
+    .fetch_all(&state.pool)
+    .await
+}
+
+/// One of the trader's orders, whatever its status.
+async fn one_order(state: &AppState, trader: Uuid, order: Uuid) -> sqlx::Result<Option<OpenOrder>> {
+    sqlx::query_as(&format!("{SELECT_ORDERS} AND o.id = $2"))
+        .bind(trader)
+        .bind(order)
+        .fetch_optional(&state.pool)
+        .await
+}
+
 async fn list(
     State(state): State<AppState>,
     auth: Authorized<TraderOrders>,
 ) -> ApiResult<Json<Vec<OpenOrder>>> {
-    let trader = auth
-        .caller
-        .trader_id
-        .ok_or_else(|| ApiError::forbidden("only traders have orders"))?;
-    let orders = sqlx::query_as(
-        "SELECT o.id AS order_id, o.status, o.fiat_amount AS amount, o.fiat_currency AS currency, o.payment_method,
-                o.crypto_amount, o.requisite_id,
-                CASE WHEN r.kind = 'card' THEN r.number_first6 || '******' || r.number_last4 ELSE '****' || r.number_last4 END
-                    AS requisite_masked,
-                o.expires_at, o.created_at
-         FROM orders o LEFT JOIN requisites r ON r.id = o.requisite_id
-         WHERE o.trader_id = $1 AND o.status IN ('assigned', 'client_confirmed', 'disputed')
-         ORDER BY o.created_at LIMIT 500",
-    )
-    .bind(trader)
-    .fetch_all(&state.pool)
-    .await?;
-    Ok(Json(orders))
+    let trader = trader_of(&auth)?;
+    Ok(Json(open_orders(&state, trader).await?))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -89,10 +121,7 @@ async fn command(
     allowed: &[&str],
     reason: Option<String>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let trader = auth
-        .caller
-        .trader_id
-        .ok_or_else(|| ApiError::forbidden("only traders have orders"))?;
+    let trader = trader_of(auth)?;
     let status: Option<String> =
         sqlx::query_scalar("SELECT status FROM orders WHERE id = $1 AND trader_id = $2")
             .bind(order_id)
