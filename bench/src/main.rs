@@ -50,6 +50,10 @@ struct Args {
     /// the embedded broker holds empty fetches that long).
     #[arg(long, default_value_t = 500)]
     fetch_wait_ms: u64,
+    /// Run every component in one `jivapay all` process (how a small deployment runs it)
+    /// instead of one process each; CPU and memory are then reported for the whole.
+    #[arg(long)]
+    one_process: bool,
     /// Skip the gateway-only steps.
     #[arg(long)]
     skip_ingest: bool,
@@ -159,11 +163,24 @@ async fn run_pipeline(
     steps: &mut Vec<StepResult>,
     notes: &mut Vec<String>,
 ) -> anyhow::Result<()> {
-    eprintln!(
-        "starting the pipeline ({} components)…",
-        cluster::COMPONENTS.len()
-    );
-    let cluster = cluster::Cluster::start(jivapay, &args.database_url, args.fetch_wait_ms).await?;
+    notes.push(format!(
+        "Pipeline layout: {}; consumers' fetch wait {} ms.",
+        if args.one_process {
+            "every component in one `jivapay all` process"
+        } else {
+            "one process per component"
+        },
+        args.fetch_wait_ms
+    ));
+    let components = if args.one_process {
+        cluster::ONE_PROCESS
+    } else {
+        cluster::COMPONENTS
+    };
+    eprintln!("starting the pipeline ({} processes)…", components.len());
+    let cluster =
+        cluster::Cluster::start(jivapay, &args.database_url, args.fetch_wait_ms, components)
+            .await?;
     let result = async {
         cluster::wait_for_deposits(&cluster.db.pool).await?;
         let api = Api::new(&cluster.ingest, &cluster.admin)?;

@@ -1,5 +1,6 @@
-//! The payment page in a real browser: Debian's headless Chromium loads `/pay/{token}` of an
-//! assigned order and shows the amount, the full requisite number and a running countdown;
+//! The payment page in a real browser: a page waiting for a requisite shows it once the order
+//! is assigned (pushed, not reloaded on a timer); Debian's headless Chromium loads `/pay/{token}`
+//! of an assigned order and shows the amount, the full requisite number and a running countdown;
 //! clicking "I have paid" (through the DevTools protocol, a real click on the button) — once
 //! without and once with a receipt attached to the file input — leads to the confirmation state,
 //! and a CLIENT_CONFIRMED command for that order (with the receipt's key) is on
@@ -15,6 +16,7 @@ use chromiumoxide::Page;
 use futures::StreamExt;
 use jivapay_admin::auth::Role;
 use jivapay_platform::kafka::RecordConsumer;
+use jivapay_platform::order_changes::{self, OrderChange};
 use jivapay_schemas::records::{TraderCommand, TraderCommandKind};
 use jivapay_schemas::topics::TRADER_COMMANDS;
 use jivapay_tests::admin::{AdminApp, Person};
@@ -66,6 +68,13 @@ async fn assigned_payin(
     external: &str,
     number: &str,
 ) -> Payin {
+    let payin = payin(gateway, store, external).await;
+    assign(app, store, trader, &payin, external, number).await;
+    payin
+}
+
+/// A pay-in the gateway accepted, not yet assigned.
+async fn payin(gateway: &Gateway, store: &TestStore, external: &str) -> Payin {
     let (status, created) = gateway
         .post(
             Some(&store.api_key),
@@ -74,7 +83,7 @@ async fn assigned_payin(
         )
         .await;
     assert_eq!(status, 201, "{created}");
-    let payin = Payin {
+    Payin {
         order_id: created["order_id"].as_str().unwrap().parse().unwrap(),
         token: created["payment_url"]
             .as_str()
@@ -83,7 +92,19 @@ async fn assigned_payin(
             .next()
             .unwrap()
             .to_owned(),
-    };
+    }
+}
+
+/// Assigns `payin` to a new requisite of `trader` and announces it, as the trader book and the
+/// projection sink would.
+async fn assign(
+    app: &AdminApp,
+    store: &TestStore,
+    trader: &Person,
+    payin: &Payin,
+    external: &str,
+    number: &str,
+) {
     let (code, requisite) = app
         .post(
             trader,
@@ -110,7 +131,17 @@ async fn assigned_payin(
     .execute(&app.db.pool)
     .await
     .unwrap();
-    payin
+    let change = OrderChange {
+        order_id: payin.order_id,
+        trader_id: trader.trader_id,
+        status: "assigned".into(),
+    };
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(order_changes::CHANNEL)
+        .bind(change.payload())
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
 }
 
 /// The page's DOM after load, from `chromium --dump-dom` (a run of its own, fresh profile).
@@ -193,6 +224,7 @@ async fn the_payment_page_works_in_headless_chromium() {
     let plain = assigned_payin(&app, &gateway, &store, &trader, "browser-1", "+79161234567").await;
     let with_receipt =
         assigned_payin(&app, &gateway, &store, &trader, "browser-2", "+79169876543").await;
+    let live = payin(&gateway, &store, "browser-3").await;
     let url = |p: &Payin| format!("{}/pay/{}", gateway.base, p.token);
 
     // What the browser renders.
@@ -229,6 +261,24 @@ async fn the_payment_page_works_in_headless_chromium() {
         .unwrap();
     let (mut browser, mut handler) = Browser::launch(config).await.expect("chromium starts");
     let events = tokio::spawn(async move { while handler.next().await.is_some() {} });
+
+    // A page waiting for a requisite shows it as soon as the order is assigned: pushed by the
+    // payment's event stream (with JavaScript on, nothing else reloads it).
+    let waiting = browser.new_page(url(&live)).await.unwrap();
+    wait_until(
+        &waiting,
+        "document.readyState === 'complete' && document.title === 'Preparing your payment'",
+        "the waiting page",
+    )
+    .await;
+    assign(&app, &store, &trader, &live, "browser-3", "+79165550003").await;
+    wait_until(
+        &waiting,
+        "document.getElementById('number')?.innerText === '+79165550003'",
+        "the requisite, pushed to the waiting page",
+    )
+    .await;
+    waiting.close().await.ok();
 
     let page = browser.new_page(url(&plain)).await.unwrap();
     wait_until(

@@ -1,5 +1,6 @@
-//! The payment page itself: server-rendered HTML, no front-end build. It refreshes itself while
-//! a requisite is being found or the trader is confirming, shows the requisite and a countdown
+//! The payment page itself: server-rendered HTML, no front-end build. It reloads itself the
+//! moment the order moves on (the payment's event stream) while a requisite is being found or
+//! the trader is confirming, shows the requisite and a countdown
 //! while the customer can pay, and says so when the payment is complete or has expired.
 
 use super::receipts::MAX_RECEIPT_BYTES;
@@ -25,10 +26,40 @@ fn esc(text: &str) -> String {
         .collect()
 }
 
-fn layout(title: &str, refresh_secs: Option<u32>, body: &str) -> String {
-    let refresh = refresh_secs
-        .map(|s| format!(r#"<meta http-equiv="refresh" content="{s}">"#))
-        .unwrap_or_default();
+/// A page that is waiting for the order to move on, and how it learns that it did.
+struct Live<'a> {
+    token: &'a str,
+    /// The status the page shows; any other one makes it reload.
+    status: &'a str,
+    /// Reload period for browsers without JavaScript.
+    fallback_secs: u32,
+}
+
+impl Live<'_> {
+    /// The payment's event stream (see [`super::events`]) reloads the page as soon as the
+    /// status changes; without JavaScript a plain timed refresh does.
+    fn head(&self) -> String {
+        format!(
+            r#"<noscript><meta http-equiv="refresh" content="{}"></noscript>"#,
+            self.fallback_secs
+        )
+    }
+
+    fn script(&self) -> String {
+        format!(
+            r#"<script>
+(function(){{var shown="{status}";var stream=new EventSource("/api/v1/payment/{token}/events");
+stream.addEventListener("payment",function(e){{if(JSON.parse(e.data).status!==shown){{stream.close();location.reload();}}}});}})();
+</script>"#,
+            status = esc(self.status),
+            token = esc(self.token)
+        )
+    }
+}
+
+fn layout(title: &str, live: Option<Live>, body: &str) -> String {
+    let refresh = live.as_ref().map(Live::head).unwrap_or_default();
+    let script = live.as_ref().map(Live::script).unwrap_or_default();
     format!(
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">{refresh}
@@ -39,7 +70,7 @@ body{{font-family:system-ui,sans-serif;max-width:32rem;margin:2rem auto;padding:
 .amount{{font-size:2rem;font-weight:700}} .number{{font-family:monospace;font-size:1.4rem;letter-spacing:.05em}}
 .muted{{color:#57606a}} button{{font-size:1.1rem;padding:.7rem 1.2rem;border-radius:8px;border:0;background:#1f6feb;color:#fff;cursor:pointer}}
 button:disabled{{background:#8c959f;cursor:default}} .error{{color:#cf222e}} label{{display:block;margin:.25rem 0}}
-</style></head><body><h1>{title}</h1>{body}</body></html>"#,
+</style></head><body><h1>{title}</h1>{body}{script}</body></html>"#,
         title = esc(title)
     )
 }
@@ -60,7 +91,11 @@ fn render(view: &PaymentView, token: &str, just_confirmed: bool) -> String {
     match view.status.as_str() {
         "created" => layout(
             "Preparing your payment",
-            Some(2),
+            Some(Live {
+                token,
+                status: &view.status,
+                fallback_secs: 2,
+            }),
             &format!(
                 r#"{}<p class="muted" id="state">Finding a way for you to pay… this page updates by itself.</p>"#,
                 amount(view)
@@ -123,7 +158,11 @@ file.addEventListener('change',function(){{err.hidden=true;}});}})();
         }
         "client_confirmed" | "assigned" => layout(
             "Thank you — checking your payment",
-            Some(3),
+            Some(Live {
+                token,
+                status: &view.status,
+                fallback_secs: 3,
+            }),
             &format!(
                 r#"{}<p id="state">{}We are waiting for the recipient to confirm that the money arrived. This page updates by itself.</p>"#,
                 amount(view),
