@@ -1,6 +1,7 @@
 //! What the gateway's handlers reach.
 
 use crate::cache::GatewayCache;
+use crate::gateway::journal::Journal;
 use crate::limits::GatewayLimits;
 use crate::payment_page::ReceiptStore;
 use jivapay_admin::crypto::DataKey;
@@ -27,6 +28,8 @@ pub struct IngestState {
     pub cache: Arc<GatewayCache>,
     /// Per-store request budgets.
     pub limits: Arc<GatewayLimits>,
+    /// Writes the first sight of each pay-in, batched (see [`crate::gateway::journal`]).
+    pub journal: Arc<Journal>,
     /// Order changes for the payment streams (fed by a listener, see
     /// [`jivapay_platform::order_changes`]).
     pub changes: Arc<OrderChanges>,

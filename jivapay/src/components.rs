@@ -229,6 +229,11 @@ async fn ingest_state(
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{}", settings.http.ingest_addr));
+    let payment_window = std::time::Duration::from_secs(
+        window_secs
+            .unwrap_or_else(|| settings_catalog::default_integer(PAYMENT_WINDOW))
+            .max(settings_catalog::minimum_integer(PAYMENT_WINDOW)) as u64,
+    );
     Ok(jivapay_ingest::IngestState {
         pool: pool.clone(),
         producer: RecordProducer::new(broker, schemas.clone(), "jivapay-ingest")?,
@@ -236,11 +241,8 @@ async fn ingest_state(
             settings.security.data_key.as_ref(),
         )?),
         public_url,
-        payment_window: std::time::Duration::from_secs(
-            window_secs
-                .unwrap_or_else(|| settings_catalog::default_integer(PAYMENT_WINDOW))
-                .max(settings_catalog::minimum_integer(PAYMENT_WINDOW)) as u64,
-        ),
+        payment_window,
+        journal: jivapay_ingest::gateway::journal::Journal::start(pool.clone(), payment_window),
         receipts: std::sync::Arc::new(jivapay_ingest::payment_page::ReceiptStore::from_settings(
             &settings.receipts,
         )?),

@@ -53,6 +53,10 @@ impl Gateway {
             cache,
             limits: Default::default(),
             changes: app.state.changes.clone(),
+            journal: jivapay_ingest::gateway::journal::Journal::start(
+                app.db.pool.clone(),
+                Duration::from_secs(900),
+            ),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());

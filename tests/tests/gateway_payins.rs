@@ -507,3 +507,60 @@ async fn a_store_over_its_request_budget_is_told_to_wait() {
     assert_eq!(status, 201, "another store has its own budget");
     app.stop().await;
 }
+
+/// Pay-ins arriving together are journaled together (one statement per batch): each distinct
+/// order is created once, simultaneous repeats of one order get one 201 and 200s with the same
+/// order, and a simultaneous conflicting repeat is refused — as if they had come one by one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_payins_are_each_created_once() {
+    let app = AdminApp::start_with_relay(false).await;
+    let gateway = Gateway::start(&app).await;
+    let store = Gateway::store(&app).await;
+    let body = |external: &str, amount: &str| json!({"external_order_id": external, "amount": amount, "currency": "RUB", "payment_method": "sbp"});
+    let mut requests: Vec<Value> = (0..60)
+        .map(|n| body(&format!("burst-{n}"), "1500"))
+        .collect();
+    requests.extend((0..10).map(|_| body("burst-repeated", "2500")));
+    let answers = futures::future::join_all(
+        requests
+            .iter()
+            .map(|b| gateway.post(Some(&store.api_key), "/api/v1/payins", b.clone())),
+    )
+    .await;
+    assert!(
+        answers[..60].iter().all(|(status, _)| *status == 201),
+        "every distinct pay-in is created: {:?}",
+        answers[..60].iter().map(|a| a.0).collect::<Vec<_>>()
+    );
+    let repeated: Vec<u16> = answers[60..].iter().map(|(status, _)| *status).collect();
+    assert_eq!(
+        (
+            repeated.iter().filter(|s| **s == 201).count(),
+            repeated.iter().filter(|s| **s == 200).count()
+        ),
+        (1, 9),
+        "{repeated:?}"
+    );
+    let order = &answers[60].1["order_id"];
+    assert!(answers[60..].iter().all(|(_, a)| &a["order_id"] == order));
+    let (status, conflict) = gateway
+        .post(
+            Some(&store.api_key),
+            "/api/v1/payins",
+            body("burst-repeated", "2600"),
+        )
+        .await;
+    assert_eq!(
+        (status, conflict["error"]["code"].as_str()),
+        (409, Some("idempotency_conflict"))
+    );
+    let (rows,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM gateway_requests WHERE store_id = $1 AND external_order_id LIKE 'burst-%'",
+    )
+    .bind(store.store_id)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows, 61);
+    app.stop().await;
+}

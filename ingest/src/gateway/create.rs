@@ -5,6 +5,7 @@
 //! 409 `idempotency_conflict`. The order goes to `orders.requested` (key = store id) and the
 //! answer waits for the broker's acknowledgement.
 
+use super::journal::NewRequest;
 use crate::auth::StoreCaller;
 use crate::cache::PoolCheck;
 use crate::state::IngestState;
@@ -234,27 +235,20 @@ pub async fn create_payin(
 
     let order_id = OrderId::derive(StoreId(store.store_id), &payin.external_order_id).as_uuid();
     let fingerprint = payin.fingerprint();
-    let window = chrono::Duration::from_std(state.payment_window)
-        .unwrap_or_else(|_| chrono::Duration::minutes(15));
     let token = payment_token(&state, order_id);
-    let first: Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
-        "INSERT INTO gateway_requests (store_id, external_order_id, order_id, direction, request_hash, fiat_amount,
-             fiat_currency, payment_method, expires_at, payment_token)
-         VALUES ($1, $2, $3, 'pay_in', $4, $5, $6, $7, now() + $8, $9)
-         ON CONFLICT (store_id, external_order_id) DO NOTHING
-         RETURNING created_at, expires_at",
-    )
-    .bind(store.store_id)
-    .bind(&payin.external_order_id)
-    .bind(order_id)
-    .bind(&fingerprint)
-    .bind(payin.amount.value())
-    .bind(&payin.currency)
-    .bind(&payin.payment_method)
-    .bind(window)
-    .bind(&token)
-    .fetch_optional(&state.pool)
-    .await?;
+    let first = state
+        .journal
+        .record(NewRequest {
+            store_id: store.store_id,
+            external_order_id: payin.external_order_id.clone(),
+            order_id,
+            request_hash: fingerprint.clone(),
+            fiat_amount: payin.amount.value(),
+            fiat_currency: payin.currency.clone(),
+            payment_method: payin.payment_method.clone(),
+            payment_token: token.clone(),
+        })
+        .await?;
     let (status, created_at, expires_at) = match first {
         Some((created, expires)) => (StatusCode::CREATED, created, expires),
         None => {

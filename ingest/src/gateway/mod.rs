@@ -2,6 +2,7 @@
 //! JSON variant, by token (no API key: the token is the credential).
 
 mod create;
+pub mod journal;
 mod status;
 
 use crate::payment_page::{confirm, events, receipts, view};
