@@ -151,7 +151,11 @@ impl Cluster {
             ("JIVAPAY__HTTP__OPS_ADDR".into(), "127.0.0.1:0".into()),
             ("JIVAPAY__AUTH__JWT_SECRET".into(), JWT_SECRET.into()),
             ("JIVAPAY__SECURITY__DATA_KEY".into(), DATA_KEY.into()),
-            ("JIVAPAY__LOG__FILTER".into(), "warn".into()),
+            (
+                // Components log warnings only, unless asked for more to diagnose a run.
+                "JIVAPAY__LOG__FILTER".into(),
+                std::env::var("JIVAPAY_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+            ),
             (
                 "JIVAPAY__KAFKA__FETCH_WAIT_MAX_MS".into(),
                 fetch_wait_ms.to_string(),

@@ -159,7 +159,20 @@ impl Broker {
                         .map_err(StartupError::Kafka)?;
                 }
             }
-            None => self.create_with_admin_api(topics).await?,
+            None => {
+                // Only what is missing: a broker that already has the topics (another
+                // process created them) is not asked to create anything.
+                let names: Vec<&str> = topics.iter().map(|t| t.name).collect();
+                let present = self.partition_counts(&names).await?;
+                let missing: Vec<TopicSpec> = topics
+                    .iter()
+                    .filter(|t| !present.iter().any(|(name, _)| name == t.name))
+                    .cloned()
+                    .collect();
+                if !missing.is_empty() {
+                    self.create_with_admin_api(&missing).await?;
+                }
+            }
         }
         self.await_partition_counts(topics).await
     }
