@@ -32,6 +32,7 @@ mod changelog;
 mod eligibility;
 mod handlers;
 mod machine;
+mod open_orders;
 mod processor;
 mod records;
 mod settings;

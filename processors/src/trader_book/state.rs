@@ -4,6 +4,7 @@
 
 use super::calendar::Window;
 use super::machine::OrderState;
+use super::open_orders::OpenOrders;
 use crate::core::Millis;
 use jivapay_schemas::records::{Direction, RequisiteUsage};
 use rust_decimal::Decimal;
@@ -23,8 +24,8 @@ pub struct TraderState {
     pub(crate) balance: Decimal,
     /// USDT held by order id: from assignment until released or captured.
     pub(crate) holds: BTreeMap<Uuid, Decimal>,
-    /// Orders not yet terminal, by order id.
-    pub(crate) orders: BTreeMap<Uuid, OpenOrder>,
+    /// Orders not yet terminal, by order id, with their timers.
+    pub(crate) orders: OpenOrders,
     /// Counters by requisite id.
     pub(crate) usage: BTreeMap<Uuid, Usage>,
     pub(crate) seen_orders: RecentIds,
@@ -179,7 +180,7 @@ impl TraderState {
 
     /// The earliest timer of any open order.
     pub fn next_deadline(&self) -> Option<Millis> {
-        self.orders.values().filter_map(|o| o.deadline).min()
+        self.orders.next_deadline()
     }
 
     /// True when the last capacity was published on an earlier local day than `window` and
