@@ -3,8 +3,11 @@
 //! (`<trader>/order/<order>`: the order and its hold), tombstoned when the order closes. A
 //! batch writes only the orders it changed, so a record does not grow with the trader's open
 //! orders (one record with all of them passed the broker's 1 MB limit at about 2 000).
-//! Both keys route to the trader's partition (the part before the first `/`).
+//! Both keys route to the trader's partition (the part before the first `/`). The values are
+//! Avro behind a format byte, JSON before it (`changelog_codec.rs`); the keys are the same in
+//! both, so a tombstone written now deletes a record written as JSON.
 
+use super::changelog_codec;
 use super::machine::OrderState;
 use super::state::{OpenOrder, TraderState};
 use crate::core::Millis;
@@ -40,18 +43,6 @@ impl Written {
     }
 }
 
-/// The trader's record: the state without its orders and holds (they have their own).
-#[derive(Serialize)]
-struct Core<'a> {
-    balance: &'a Decimal,
-    usage: &'a BTreeMap<Uuid, super::state::Usage>,
-    seen_orders: &'a super::state::RecentIds,
-    seen_commands: &'a super::state::RecentIds,
-    seen_postings: &'a super::state::RecentIds,
-    capacity_version: i64,
-    published_day: Option<i32>,
-}
-
 fn order_key(trader_id: Uuid, order_id: Uuid) -> String {
     format!("{trader_id}/order/{order_id}")
 }
@@ -72,19 +63,9 @@ pub fn changes(
         );
         return out;
     };
-    let core = Core {
-        balance: &state.balance,
-        usage: &state.usage,
-        seen_orders: &state.seen_orders,
-        seen_commands: &state.seen_commands,
-        seen_postings: &state.seen_postings,
-        capacity_version: state.capacity_version,
-        published_day: state.published_day,
-    };
-    // Plain data with string map keys: serialising it cannot fail.
     let mut out = vec![(
         trader_id.to_string(),
-        Some(serde_json::to_vec(&core).expect("trader record serialises")),
+        Some(changelog_codec::encode_trader(state)),
     )];
     let ids: BTreeSet<Uuid> = state
         .orders
@@ -107,7 +88,7 @@ pub fn changes(
             None
         } else {
             written.insert(order_id, now);
-            Some(serde_json::to_vec(&record).expect("order record serialises"))
+            Some(changelog_codec::encode_order(&record))
         };
         out.push((order_key(trader_id, order_id), value));
     }

@@ -248,32 +248,28 @@ pub fn on_posting(state: &mut TraderState, posting: &TraderPosting) -> Outcome {
     Outcome::Applied
 }
 
-/// Fires the timers due at `ctx.now`, earliest first; true when any fired.
+/// Fires the timers due at `ctx.now`, earliest first (ties by order id); true when any
+/// fired. Only the due timers are visited (the orders keep an index of them), not every open
+/// order: this runs twice per input of the trader.
 pub fn fire_due(state: &mut TraderState, ctx: &Ctx, out: &mut Vec<Emit>) -> bool {
-    let mut due: Vec<(Millis, Uuid, OrderAction, &'static str)> = state
+    let due: Vec<(Uuid, OrderAction, &'static str)> = state
         .orders
-        .iter()
-        .filter_map(|(id, order)| {
-            let deadline = order.deadline.filter(|d| *d <= ctx.now)?;
-            match order.state {
-                OrderState::Assigned => Some((
-                    deadline,
-                    *id,
-                    OrderAction::PaymentWindowElapsed,
-                    "payment_window_expired",
-                )),
-                OrderState::ClientConfirmed => Some((
-                    deadline,
-                    *id,
-                    OrderAction::ConfirmationTimedOut,
-                    "trader_confirmation_timeout",
-                )),
-                _ => None,
-            }
+        .due(ctx.now)
+        .filter_map(|(_, id)| match state.orders.get(&id)?.state {
+            OrderState::Assigned => Some((
+                id,
+                OrderAction::PaymentWindowElapsed,
+                "payment_window_expired",
+            )),
+            OrderState::ClientConfirmed => Some((
+                id,
+                OrderAction::ConfirmationTimedOut,
+                "trader_confirmation_timeout",
+            )),
+            _ => None,
         })
         .collect();
-    due.sort_by_key(|(deadline, order_id, _, _)| (*deadline, *order_id));
-    for (_, order_id, action, code) in &due {
+    for (order_id, action, code) in &due {
         // Cannot fail: the order is open and `action` is legal in the state matched above.
         let _ = advance(
             state,
@@ -297,22 +293,25 @@ fn advance(
     reason: Reason,
     out: &mut Vec<Emit>,
 ) -> Result<(), &'static str> {
-    let order = state.orders.get_mut(&order_id).ok_or("unknown_order")?;
-    let next = transition(order.state, action).map_err(|_| "illegal_transition")?;
-    let previous = order.state.status();
-    order.state = next;
-    order.sequence = order.sequence.saturating_add(1);
-    order.deadline = match next {
+    let from = state.orders.get(&order_id).ok_or("unknown_order")?.state;
+    let next = transition(from, action).map_err(|_| "illegal_transition")?;
+    let deadline = match next {
         OrderState::ClientConfirmed => {
             Some(ctx.now.saturating_add(ctx.settings.confirmation_timeout_ms))
         }
         _ => None,
     };
+    state.orders.update(&order_id, |order| {
+        order.state = next;
+        order.sequence = order.sequence.saturating_add(1);
+        order.deadline = deadline;
+    });
+    let order = state.orders.get(&order_id).ok_or("unknown_order")?;
     out.push(Emit::Event(records::order_event(
         ctx.trader_id,
         order_id,
         order,
-        Some(previous),
+        Some(from.status()),
         reason,
         Vec::new(),
         ctx.now,

@@ -8,7 +8,8 @@
 //!   excluded and `attempt + 1`), `ledger.transfers` (deposits and withdrawals, key = transfer
 //!   id) and `trader.capacity` (whenever what the router sees of the trader changed).
 //! - **State keys**: trader id (deposit, usage, recent ids) and `<trader>/order/<order>` per
-//!   open order (the order and its hold, tombstoned on close), as JSON (`changelog.rs`).
+//!   open order (the order and its hold, tombstoned on close), as Avro behind a format byte
+//!   (`changelog.rs`, `changelog_codec.rs`; older JSON values are still read).
 //! - **Guarantees**: an order is accepted only if every requisite limit and the free deposit
 //!   (balance − holds) allow it, as the book knows them, so the deposit is never over-held
 //!   and limits hold exactly; every routed order, command and posting id is applied at most
@@ -27,17 +28,22 @@
 //! against the external SETTLEMENT account), so that the trader's AVAILABLE + HOLD in the
 //! ledger always equals the book's balance once the postings of commissions are applied.
 
+mod avro_value;
 mod calendar;
 mod changelog;
+mod changelog_codec;
 mod eligibility;
 mod handlers;
 mod machine;
+mod open_orders;
 mod processor;
 mod records;
 mod settings;
 mod state;
 mod transfers;
 
+#[cfg(test)]
+mod changelog_tests;
 #[cfg(test)]
 mod expiry_tests;
 #[cfg(test)]

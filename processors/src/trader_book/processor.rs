@@ -6,6 +6,7 @@
 
 use super::calendar::Window;
 use super::changelog;
+use super::changelog_codec;
 use super::handlers::{self, Ctx, Outcome};
 use super::settings::BookSettings;
 use super::state::TraderState;
@@ -168,7 +169,7 @@ impl Processor for TraderBookProcessor {
             return;
         };
         match key {
-            changelog::Key::Trader(trader_id) => match state.map(serde_json::from_slice) {
+            changelog::Key::Trader(trader_id) => match state.map(changelog_codec::decode_trader) {
                 None => {
                     self.traders.remove(&trader_id);
                     self.written.remove(&trader_id);
@@ -185,7 +186,7 @@ impl Processor for TraderBookProcessor {
                 }
             },
             changelog::Key::Order(trader_id, order_id) => {
-                let record = match state.map(serde_json::from_slice) {
+                let record = match state.map(changelog_codec::decode_order) {
                     None => None,
                     Some(Ok(record)) => Some(record),
                     Some(Err(error)) => {

@@ -1,9 +1,11 @@
 //! One trader's authoritative state: deposit, holds, requisite usage, open orders and the ids
-//! already applied. It is the value of the changelog (serde JSON), so it stays small: an open
-//! order costs a few hundred bytes, a closed one only its id in a bounded dedup list.
+//! already applied. It is written to the changelog split per open order (`changelog.rs`), so
+//! it stays small: an open order costs about 210 bytes there, a closed one only its id in a
+//! bounded dedup list. Serde JSON is the changelog's older encoding, still read on restore.
 
 use super::calendar::Window;
 use super::machine::OrderState;
+use super::open_orders::OpenOrders;
 use crate::core::Millis;
 use jivapay_schemas::records::{Direction, RequisiteUsage};
 use rust_decimal::Decimal;
@@ -23,8 +25,8 @@ pub struct TraderState {
     pub(crate) balance: Decimal,
     /// USDT held by order id: from assignment until released or captured.
     pub(crate) holds: BTreeMap<Uuid, Decimal>,
-    /// Orders not yet terminal, by order id.
-    pub(crate) orders: BTreeMap<Uuid, OpenOrder>,
+    /// Orders not yet terminal, by order id, with their timers.
+    pub(crate) orders: OpenOrders,
     /// Counters by requisite id.
     pub(crate) usage: BTreeMap<Uuid, Usage>,
     pub(crate) seen_orders: RecentIds,
@@ -76,6 +78,11 @@ impl RecentIds {
         self.0.contains(id)
     }
 
+    /// The ids, oldest first.
+    pub fn ids(&self) -> impl ExactSizeIterator<Item = &Uuid> {
+        self.0.iter()
+    }
+
     pub fn remember(&mut self, id: Uuid) {
         self.0.push_back(id);
         while self.0.len() > RECENT_IDS {
@@ -86,6 +93,17 @@ impl RecentIds {
     #[cfg(test)]
     pub fn remembered(&self) -> usize {
         self.0.len()
+    }
+}
+
+impl FromIterator<Uuid> for RecentIds {
+    /// Ids oldest first, as [`RecentIds::ids`] gives them.
+    fn from_iter<I: IntoIterator<Item = Uuid>>(ids: I) -> Self {
+        let mut out = RecentIds::default();
+        for id in ids {
+            out.remember(id);
+        }
+        out
     }
 }
 
@@ -179,7 +197,7 @@ impl TraderState {
 
     /// The earliest timer of any open order.
     pub fn next_deadline(&self) -> Option<Millis> {
-        self.orders.values().filter_map(|o| o.deadline).min()
+        self.orders.next_deadline()
     }
 
     /// True when the last capacity was published on an earlier local day than `window` and
