@@ -164,6 +164,7 @@ pub mod vec_scale2 {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     #[derive(Serialize, Deserialize)]
+    #[serde(transparent)]
     struct Item(#[serde(with = "super::scale2")] Decimal);
 
     pub fn serialize<S: Serializer>(v: &[Decimal], s: S) -> Result<S::Ok, S::Error> {

@@ -62,6 +62,9 @@ pub struct RegisteredSchema {
     pub schema: Schema,
     /// The same schema with named references inlined, for the direct serde writer.
     write_schema: Schema,
+    /// The same schema as the fast reader sees it: logical types dropped, so values reach our
+    /// serde adapters as they are on the wire (decimals as bytes, ids as strings).
+    read_schema: serde_avro_fast::Schema,
 }
 
 impl RegisteredSchema {
@@ -108,6 +111,12 @@ impl SchemaRegistry {
             };
             let schema = Schema::parse_str(source.text).map_err(invalid)?;
             let write_schema = inline_refs(&schema).map_err(invalid)?;
+            let read_schema =
+                wire_types_only(source.text).map_err(|reason| SchemaError::Invalid {
+                    name: source.name,
+                    version: source.version,
+                    reason,
+                })?;
             let id = id_of(source).ok_or(SchemaError::MissingId {
                 name: source.name,
                 version: source.version,
@@ -117,6 +126,7 @@ impl SchemaRegistry {
                 source,
                 schema,
                 write_schema,
+                read_schema,
             });
             if by_id.insert(id, entry.clone()).is_some() {
                 return Err(SchemaError::DuplicateId(id));
@@ -184,7 +194,7 @@ impl SchemaRegistry {
 
     /// Decodes a framed record written with any known version of `T`'s schema.
     pub fn decode<T: Record>(&self, bytes: &[u8]) -> Result<T, CodecError> {
-        let (id, mut datum) = wire::split(bytes).ok_or(CodecError::NotFramed)?;
+        let (id, datum) = wire::split(bytes).ok_or(CodecError::NotFramed)?;
         let writer = self.by_id(id).ok_or(CodecError::UnknownSchemaId(id))?;
         if writer.name() != T::SCHEMA {
             return Err(CodecError::WrongSchema {
@@ -193,17 +203,23 @@ impl SchemaRegistry {
                 found: writer.name(),
             });
         }
-        // An older writer is resolved to the Rust type by field name: fields a newer version
-        // added (each with an Avro default, enforced by the compatibility test) take their serde
-        // default. Not apache-avro's reader-schema resolution: up to 0.22 it refuses any bytes
-        // decimal shorter than its declared precision ("Precision 20 too small to hold decimal
-        // values with 3 bytes"), i.e. every amount we write; 0.23 fixes it but is a release
-        // candidate.
-        let value = apache_avro::from_avro_datum(&writer.schema, &mut datum, None)?;
-        if !datum.is_empty() {
-            return Err(CodecError::TrailingBytes(datum.len()));
+        // Read with the writer's schema straight into the Rust type, by field name: fields a
+        // newer version added (each with an Avro default, enforced by the compatibility test)
+        // take their serde default. Not apache-avro's reader-schema resolution: up to 0.22 it
+        // refuses any bytes decimal shorter than its declared precision, i.e. every amount we
+        // write. Not apache-avro's reader either: it builds a `Value` tree (and a BigInt per
+        // decimal) for every record, which was the pipeline's largest CPU cost.
+        let mut state =
+            serde_avro_fast::de::DeserializerState::from_slice(datum, &writer.read_schema);
+        let record =
+            T::deserialize(state.deserializer()).map_err(|e| CodecError::Avro(e.to_string()))?;
+        let rest = std::io::BufRead::fill_buf(&mut state.into_reader())
+            .map(<[u8]>::len)
+            .unwrap_or(0);
+        if rest > 0 {
+            return Err(CodecError::TrailingBytes(rest));
         }
-        Ok(apache_avro::from_value(&value)?)
+        Ok(record)
     }
 
     /// Encodes a record key (an id or a pool name) as a framed Avro string.
@@ -234,12 +250,32 @@ impl SchemaRegistry {
     }
 }
 
+/// `text` with every `logicalType` removed, parsed for the fast reader.
+fn wire_types_only(text: &str) -> Result<serde_avro_fast::Schema, String> {
+    fn strip(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                map.remove("logicalType");
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut json: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    strip(&mut json);
+    json.to_string()
+        .parse()
+        .map_err(|e: serde_avro_fast::schema::SchemaError| e.to_string())
+}
+
 fn zigzag(n: i64) -> u64 {
     ((n << 1) ^ (n >> 63)) as u64
 }
 
 /// The key schema as a record type, so keys decode through the same path as values.
 #[derive(serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 struct KeyString(String);
 
 impl Record for KeyString {

@@ -16,7 +16,9 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Uuid, D::Error> {
     Uuid::parse_str(&text).map_err(serde::de::Error::custom)
 }
 
+// Transparent: a newtype struct is not a wire type to the fast reader.
 #[derive(serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 struct Text(#[serde(with = "self")] Uuid);
 
 pub mod option {
