@@ -134,24 +134,20 @@ pub async fn run<T: Record + Send + Sync, S: Sink<T>>(
             tracing::error!(topic, group, error = %e, "sink write failed");
             break Err(e.into());
         }
-        let mut offsets_written = Ok(());
-        for (partition, offset) in &advanced {
-            let upsert = sqlx::query(
-                "INSERT INTO sink_offsets (consumer_group, topic, partition, next_offset) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (consumer_group, topic, partition)
-                 DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()",
-            )
-            .bind(group)
-            .bind(topic)
-            .bind(partition)
-            .bind(offset)
-            .execute(&mut *tx)
-            .await;
-            if let Err(e) = upsert {
-                offsets_written = Err(e);
-                break;
-            }
-        }
+        // One statement for every partition the batch advanced.
+        let (partitions, offsets): (Vec<i32>, Vec<i64>) = advanced.iter().unzip();
+        let offsets_written = sqlx::query(
+            "INSERT INTO sink_offsets (consumer_group, topic, partition, next_offset)
+             SELECT $1, $2, partition, next_offset FROM UNNEST($3::int[], $4::bigint[]) AS a(partition, next_offset)
+             ON CONFLICT (consumer_group, topic, partition)
+             DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()",
+        )
+        .bind(group)
+        .bind(topic)
+        .bind(partitions)
+        .bind(offsets)
+        .execute(&mut *tx)
+        .await;
         if let Err(e) = offsets_written {
             break Err(e.into());
         }

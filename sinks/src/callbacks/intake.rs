@@ -90,34 +90,34 @@ impl Sink<OrderEvent> for CallbackIntake {
         tx: &'a mut PgConnection,
         event: &'a OrderEvent,
     ) -> sqlx::Result<()> {
-        if let Some(url) = event.callback_url.as_deref().filter(|u| is_http_url(u)) {
-            sqlx::query(
-                "INSERT INTO callback_order_targets (order_id, store_id, url)
-                 SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM stores WHERE id = $2)
-                 ON CONFLICT (order_id) DO NOTHING",
-            )
-            .bind(event.order_id)
-            .bind(event.store_id)
-            .bind(url)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if !merchant_visible(event.kind) {
+        self.write_batch(tx, &[event]).await
+    }
+
+    /// Three statements per batch at most, whatever its size: the orders' own callback URLs,
+    /// which events have somewhere to go, and their deliveries. Most batches of a store
+    /// without a callback URL stop after the second.
+    async fn write_batch<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        events: &'a [&'a OrderEvent],
+    ) -> sqlx::Result<()> {
+        remember_order_urls(tx, events).await?;
+        let visible: Vec<&OrderEvent> = events
+            .iter()
+            .copied()
+            .filter(|e| merchant_visible(e.kind))
+            .collect();
+        if visible.is_empty() {
             return Ok(());
         }
-        let url: Option<String> = sqlx::query_scalar(
-            "SELECT coalesce(
-                 (SELECT url FROM callback_order_targets WHERE order_id = $1),
-                 (SELECT callback_url FROM stores WHERE id = $2))",
-        )
-        .bind(event.order_id)
-        .bind(event.store_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let Some(url) = url.filter(|u| is_http_url(u)) else {
-            tracing::debug!(order_id = %event.order_id, "no callback URL: nothing to deliver");
+        let targets = delivery_urls(tx, &visible).await?;
+        if targets.is_empty() {
+            tracing::debug!(
+                events = visible.len(),
+                "no callback URL: nothing to deliver"
+            );
             return Ok(());
-        };
+        }
         let first_delay = self
             .policy
             .get()
@@ -127,30 +127,103 @@ impl Sink<OrderEvent> for CallbackIntake {
             .copied()
             .unwrap_or(0);
         let due = (self.clock)() + chrono::Duration::seconds(first_delay as i64);
+        let deliveries: Vec<(&OrderEvent, String)> = targets
+            .into_iter()
+            .filter_map(|(index, url)| Some((*visible.get(usize::try_from(index).ok()?)?, url)))
+            .collect();
+        let payloads: Vec<Value> = deliveries
+            .iter()
+            .map(|(e, _)| payload(e, &self.public_url))
+            .collect();
         let inserted = sqlx::query(
             "INSERT INTO callback_deliveries (event_id, order_id, store_id, event_type, order_version, url,
                  payload, status, next_attempt_at, order_status, previous_status)
-             SELECT $1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10
-             WHERE EXISTS (SELECT 1 FROM stores WHERE id = $3)
+             SELECT event_id, order_id, store_id, event_type, order_version, url, payload, 'pending', $8,
+                    order_status, previous_status
+             FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::bigint[], $6::text[], $7::jsonb[],
+                         $9::text[], $10::text[])
+                 AS d(event_id, order_id, store_id, event_type, order_version, url, payload, order_status,
+                      previous_status)
              ON CONFLICT (event_id) DO NOTHING",
         )
-        .bind(event.event_id)
-        .bind(event.order_id)
-        .bind(event.store_id)
-        .bind(event_type(event.kind))
-        .bind(i64::from(event.sequence.max(1)))
-        .bind(&url)
-        .bind(payload(event, &self.public_url))
+        .bind(deliveries.iter().map(|(e, _)| e.event_id).collect::<Vec<_>>())
+        .bind(deliveries.iter().map(|(e, _)| e.order_id).collect::<Vec<_>>())
+        .bind(deliveries.iter().map(|(e, _)| e.store_id).collect::<Vec<_>>())
+        .bind(deliveries.iter().map(|(e, _)| event_type(e.kind)).collect::<Vec<_>>())
+        .bind(
+            deliveries
+                .iter()
+                .map(|(e, _)| i64::from(e.sequence.max(1)))
+                .collect::<Vec<_>>(),
+        )
+        .bind(deliveries.iter().map(|(_, u)| u.clone()).collect::<Vec<_>>())
+        .bind(payloads)
         .bind(due)
-        .bind(status_name(event.status))
-        .bind(event.previous_status.map(status_name))
+        .bind(
+            deliveries
+                .iter()
+                .map(|(e, _)| status_name(e.status))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            deliveries
+                .iter()
+                .map(|(e, _)| e.previous_status.map(status_name))
+                .collect::<Vec<_>>(),
+        )
         .execute(&mut *tx)
         .await?;
-        if inserted.rows_affected() == 1 {
-            metrics::counter!("jivapay_callbacks_enqueued_total").increment(1);
-        }
+        metrics::counter!("jivapay_callbacks_enqueued_total").increment(inserted.rows_affected());
         Ok(())
     }
+}
+
+/// Keeps the callback URL a pay-in brought with it (the first one wins), for its events.
+async fn remember_order_urls(tx: &mut PgConnection, events: &[&OrderEvent]) -> sqlx::Result<()> {
+    let with_url: Vec<(&OrderEvent, &str)> = events
+        .iter()
+        .filter_map(|e| Some((*e, e.callback_url.as_deref().filter(|u| is_http_url(u))?)))
+        .collect();
+    if with_url.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO callback_order_targets (order_id, store_id, url)
+         SELECT t.order_id, t.store_id, t.url
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::text[]) WITH ORDINALITY AS t(order_id, store_id, url, n)
+         WHERE EXISTS (SELECT 1 FROM stores s WHERE s.id = t.store_id)
+         ORDER BY t.n
+         ON CONFLICT (order_id) DO NOTHING",
+    )
+    .bind(with_url.iter().map(|(e, _)| e.order_id).collect::<Vec<_>>())
+    .bind(with_url.iter().map(|(e, _)| e.store_id).collect::<Vec<_>>())
+    .bind(with_url.iter().map(|(_, u)| *u).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// (index into `events`, URL) of the events that have somewhere to go: the order's own URL,
+/// else its store's; only stores that exist.
+async fn delivery_urls(
+    tx: &mut PgConnection,
+    events: &[&OrderEvent],
+) -> sqlx::Result<Vec<(i64, String)>> {
+    let urls: Vec<(i64, Option<String>)> = sqlx::query_as(
+        "SELECT e.n - 1, coalesce(t.url, s.callback_url)
+         FROM UNNEST($1::uuid[], $2::uuid[]) WITH ORDINALITY AS e(order_id, store_id, n)
+         JOIN stores s ON s.id = e.store_id
+         LEFT JOIN callback_order_targets t ON t.order_id = e.order_id
+         ORDER BY e.n",
+    )
+    .bind(events.iter().map(|e| e.order_id).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.store_id).collect::<Vec<_>>())
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(urls
+        .into_iter()
+        .filter_map(|(index, url)| Some((index, url.filter(|u| is_http_url(u))?)))
+        .collect())
 }
 
 #[cfg(test)]
