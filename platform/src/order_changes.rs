@@ -19,8 +19,9 @@ use uuid::Uuid;
 /// The PostgreSQL notification channel of order changes.
 pub const CHANNEL: &str = "jivapay_order_changes";
 
-/// Notices a watch holds before it must resync (a stream that slow reloads anyway).
-const WATCH_CAPACITY: usize = 64;
+/// Notices a watch holds before it must resync (a stream that slow reloads anyway): enough
+/// for a busy trader's notices between two of his stream's reads.
+const WATCH_CAPACITY: usize = 1024;
 
 /// One changed order, as the projection committed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +94,18 @@ impl Watch {
             Err(broadcast::error::RecvError::Lagged(_) | broadcast::error::RecvError::Closed) => {
                 Notice::Resync
             }
+        }
+    }
+}
+
+impl Watch {
+    /// A notice already waiting, without waiting for one.
+    pub fn try_next(&mut self) -> Option<Notice> {
+        use broadcast::error::TryRecvError;
+        match self.receiver.try_recv() {
+            Ok(notice) => Some(notice),
+            Err(TryRecvError::Lagged(_)) => Some(Notice::Resync),
+            Err(TryRecvError::Empty | TryRecvError::Closed) => None,
         }
     }
 }

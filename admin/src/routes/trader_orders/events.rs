@@ -12,7 +12,7 @@
 //! revoked login or permission stops it within that time (EventSource clients reconnect, and
 //! are authorized again).
 
-use super::{is_open, one_order, open_orders, trader_of, OpenOrder, TraderOrders};
+use super::{is_open, open_orders, some_orders, trader_of, TraderOrders};
 use crate::auth::Authorized;
 use crate::state::AppState;
 use axum::extract::State;
@@ -21,7 +21,7 @@ use futures::Stream;
 use jivapay_platform::http::error::ApiResult;
 use jivapay_platform::order_changes::{Notice, Watch};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -45,69 +45,89 @@ struct Feed {
     watch: Watch,
     /// The status last sent of each open order on the client's list.
     sent: HashMap<Uuid, String>,
+    /// Events read and not yet sent.
+    ready: VecDeque<Event>,
     /// Send a snapshot before anything else.
     resync: bool,
     until: Instant,
 }
 
 impl Feed {
-    async fn snapshot(&mut self) -> sqlx::Result<Event> {
+    async fn snapshot(&mut self) -> sqlx::Result<()> {
         let orders = open_orders(&self.state, self.trader).await?;
         self.sent = orders
             .iter()
             .map(|o| (o.order_id, o.status.clone()))
             .collect();
-        Ok(event("snapshot", &orders))
+        self.ready.push_back(event("snapshot", &orders));
+        Ok(())
     }
 
-    /// The order's event if its status is news to the client.
-    async fn update(&mut self, order_id: Uuid) -> sqlx::Result<Option<Event>> {
-        let Some(order): Option<OpenOrder> = one_order(&self.state, self.trader, order_id).await?
-        else {
-            return Ok(None);
-        };
-        let news = self.sent.get(&order_id) != Some(&order.status);
-        if is_open(&order.status) {
-            self.sent.insert(order_id, order.status.clone());
-        } else if self.sent.remove(&order_id).is_none() {
-            // Closed before the client ever saw it open: nothing to take off its list.
-            return Ok(None);
+    /// Events for those of `changed` whose status is news to the client, read in one query.
+    async fn update(&mut self, changed: Vec<Uuid>) -> sqlx::Result<()> {
+        for order in some_orders(&self.state, self.trader, &changed).await? {
+            let news = self.sent.get(&order.order_id) != Some(&order.status);
+            if is_open(&order.status) {
+                self.sent.insert(order.order_id, order.status.clone());
+            } else if self.sent.remove(&order.order_id).is_none() {
+                // Closed before the client ever saw it open: nothing to take off its list.
+                continue;
+            }
+            if news {
+                self.ready.push_back(event("order", &order));
+            }
         }
-        Ok(news.then(|| event("order", &order)))
+        Ok(())
+    }
+
+    /// Waits for notices, then takes every one already waiting too: the orders they name, or
+    /// `None` if the client needs a new snapshot. `Err(())`: the stream's time is up.
+    async fn notices(&mut self) -> Result<Option<Vec<Uuid>>, ()> {
+        let first = tokio::select! {
+            notice = self.watch.next() => notice,
+            _ = tokio::time::sleep_until(self.until) => return Err(()),
+        };
+        let mut changed = Vec::new();
+        let mut notice = Some(first);
+        while let Some(next) = notice {
+            match next {
+                Notice::Resync => return Ok(None),
+                // The status the client already has: nothing to reload.
+                Notice::Changed(change)
+                    if self.sent.get(&change.order_id) == Some(&change.status) => {}
+                Notice::Changed(change) if !changed.contains(&change.order_id) => {
+                    changed.push(change.order_id)
+                }
+                Notice::Changed(_) => {}
+            }
+            notice = self.watch.try_next();
+        }
+        Ok(Some(changed))
     }
 
     /// The next event, or `None` when the stream is over.
     async fn next(mut self) -> Option<(Result<Event, Infallible>, Self)> {
         loop {
-            let sent = if self.resync {
+            if let Some(event) = self.ready.pop_front() {
+                return Some((Ok(event), self));
+            }
+            let read = if self.resync {
                 self.resync = false;
-                self.snapshot().await.map(Some)
+                self.snapshot().await
             } else {
-                let notice = tokio::select! {
-                    notice = self.watch.next() => notice,
-                    _ = tokio::time::sleep_until(self.until) => return None,
-                };
-                match notice {
-                    Notice::Resync => {
+                match self.notices().await {
+                    Err(()) => return None,
+                    Ok(None) => {
                         self.resync = true;
                         continue;
                     }
-                    // The status the client already has: nothing to reload.
-                    Notice::Changed(change)
-                        if self.sent.get(&change.order_id) == Some(&change.status) =>
-                    {
-                        continue
-                    }
-                    Notice::Changed(change) => self.update(change.order_id).await,
+                    Ok(Some(changed)) if changed.is_empty() => continue,
+                    Ok(Some(changed)) => self.update(changed).await,
                 }
             };
-            match sent {
-                Ok(Some(event)) => return Some((Ok(event), self)),
-                Ok(None) => continue,
-                Err(e) => {
-                    tracing::warn!(error = %e, "trader order stream cannot reload; the client reconnects");
-                    return None;
-                }
+            if let Err(e) = read {
+                tracing::warn!(error = %e, "trader order stream cannot reload; the client reconnects");
+                return None;
             }
         }
     }
@@ -125,6 +145,7 @@ pub async fn stream(
         trader,
         watch,
         sent: HashMap::new(),
+        ready: VecDeque::new(),
         resync: true,
         until: Instant::now() + MAX_STREAM,
     };
