@@ -7,6 +7,7 @@ use jivapay_platform::kafka::Broker;
 use jivapay_schemas::records::{TraderCommand, TraderCommandKind};
 use jivapay_schemas::topics::TRADER_COMMANDS;
 use jivapay_schemas::TOPICS;
+use jivapay_tests::tansu::OwnTansu;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use std::path::PathBuf;
@@ -106,6 +107,8 @@ impl Database {
 pub struct Cluster {
     pub db: Database,
     pub broker: Broker,
+    /// The Tansu broker of this run, when the run uses one instead of the embedded broker.
+    pub tansu: Option<OwnTansu>,
     pub components: Vec<Component>,
     pub ingest: String,
     pub admin: String,
@@ -123,9 +126,16 @@ impl Cluster {
         server_url: &str,
         fetch_wait_ms: u64,
         processes: &[&'static str],
+        tansu: bool,
     ) -> anyhow::Result<Self> {
         let db = Database::create(server_url, "bench_pipeline").await?;
-        let broker = Broker::embedded(Duration::from_secs(10))?;
+        let (broker, tansu) = if tansu {
+            let own = OwnTansu::start();
+            let broker = Broker::external(&own.bootstrap, Duration::from_secs(10)).await?;
+            (broker, Some(own))
+        } else {
+            (Broker::embedded(Duration::from_secs(10))?, None)
+        };
         broker.ensure_topics(TOPICS).await?;
         let (admin_port, ingest_port) = (free_port()?, free_port()?);
         let receipts = std::env::temp_dir().join(format!("{}-receipts", db.name));
@@ -190,6 +200,7 @@ impl Cluster {
         let cluster = Self {
             db,
             broker,
+            tansu,
             components,
             ingest: format!("http://127.0.0.1:{ingest_port}"),
             admin: format!("http://127.0.0.1:{admin_port}"),
@@ -200,18 +211,24 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// (component, CPU seconds so far, peak RSS bytes) of every component process.
+    /// (component, CPU seconds so far, peak RSS bytes) of every component process, and of the
+    /// Tansu broker if the run has one.
     pub fn usage(&self) -> Vec<(&'static str, f64, u64)> {
+        let measure = |name: &'static str, pid: u32| {
+            (
+                name,
+                procfs::cpu_seconds(&PathBuf::from(format!("/proc/{pid}"))).unwrap_or(0.0),
+                procfs::peak_rss_bytes(pid).unwrap_or(0),
+            )
+        };
         self.components
             .iter()
-            .map(|c| {
-                let pid = c.child.id();
-                (
-                    c.name,
-                    procfs::cpu_seconds(&PathBuf::from(format!("/proc/{pid}"))).unwrap_or(0.0),
-                    procfs::peak_rss_bytes(pid).unwrap_or(0),
-                )
-            })
+            .map(|c| measure(c.name, c.child.id()))
+            .chain(
+                self.tansu
+                    .as_ref()
+                    .map(|t| measure("broker (tansu)", t.pid())),
+            )
             .collect()
     }
 
@@ -235,6 +252,7 @@ impl Cluster {
             }
         }
         drop(self.broker);
+        drop(self.tansu);
         self.db.drop().await;
     }
 }

@@ -50,6 +50,10 @@ struct Args {
     /// the embedded broker holds empty fetches that long).
     #[arg(long, default_value_t = 500)]
     fetch_wait_ms: u64,
+    /// The broker: `embedded` (librdkafka's mock cluster, hosted by this process) or `tansu`
+    /// (a Tansu broker of the run's own, in-memory, from `scripts/stack`'s install).
+    #[arg(long, default_value = "embedded", value_parser = ["embedded", "tansu"])]
+    broker: String,
     /// Run every component in one `jivapay all` process (how a small deployment runs it)
     /// instead of one process each; CPU and memory are then reported for the whole.
     #[arg(long)]
@@ -164,12 +168,13 @@ async fn run_pipeline(
     notes: &mut Vec<String>,
 ) -> anyhow::Result<()> {
     notes.push(format!(
-        "Pipeline layout: {}; consumers' fetch wait {} ms.",
+        "Pipeline layout: {}; broker {}; consumers' fetch wait {} ms.",
         if args.one_process {
             "every component in one `jivapay all` process"
         } else {
             "one process per component"
         },
+        args.broker,
         args.fetch_wait_ms
     ));
     let components = if args.one_process {
@@ -178,9 +183,14 @@ async fn run_pipeline(
         cluster::COMPONENTS
     };
     eprintln!("starting the pipeline ({} processes)…", components.len());
-    let cluster =
-        cluster::Cluster::start(jivapay, &args.database_url, args.fetch_wait_ms, components)
-            .await?;
+    let cluster = cluster::Cluster::start(
+        jivapay,
+        &args.database_url,
+        args.fetch_wait_ms,
+        components,
+        args.broker == "tansu",
+    )
+    .await?;
     let result = async {
         cluster::wait_for_deposits(&cluster.db.pool).await?;
         let api = Api::new(&cluster.ingest, &cluster.admin)?;

@@ -82,6 +82,13 @@ impl OwnTansu {
     }
 }
 
+impl OwnTansu {
+    /// The broker's process id (the benchmark measures its CPU).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for OwnTansu {
     fn drop(&mut self) {
         self.child.kill().ok();
