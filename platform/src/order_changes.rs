@@ -19,9 +19,11 @@ use uuid::Uuid;
 /// The PostgreSQL notification channel of order changes.
 pub const CHANNEL: &str = "jivapay_order_changes";
 
-/// Notices a watch holds before it must resync (a stream that slow reloads anyway): enough
-/// for a busy trader's notices between two of his stream's reads.
-const WATCH_CAPACITY: usize = 1024;
+/// Notices a trader's watch holds before it must resync (a stream that slow reloads anyway):
+/// enough for a busy trader's notices between two of his stream's reads.
+const TRADER_WATCH_CAPACITY: usize = 1024;
+/// The same for one order's watch: an order changes a handful of times in its life.
+const ORDER_WATCH_CAPACITY: usize = 16;
 
 /// One changed order, as the projection committed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,10 +139,14 @@ impl OrderChanges {
     }
 
     fn watch(self: &Arc<Self>, subject: Subject) -> Watch {
+        let capacity = match subject {
+            Subject::Order(_) => ORDER_WATCH_CAPACITY,
+            Subject::Trader(_) => TRADER_WATCH_CAPACITY,
+        };
         let receiver = self
             .lock()
             .entry(subject)
-            .or_insert_with(|| broadcast::channel(WATCH_CAPACITY).0)
+            .or_insert_with(|| broadcast::channel(capacity).0)
             .subscribe();
         Watch {
             hub: self.clone(),
@@ -281,7 +287,7 @@ mod tests {
         let order = Uuid::new_v4();
         let mut slow = hub.watch_order(order);
         let second = hub.watch_order(order);
-        for _ in 0..=WATCH_CAPACITY {
+        for _ in 0..=ORDER_WATCH_CAPACITY {
             hub.publish(&change(order, None, "assigned"));
         }
         assert_eq!(slow.next().await, Notice::Resync);
