@@ -8,10 +8,10 @@
 //! from the cache. An answer read from the database while a change commits is not kept (the
 //! epoch moved), so a revoked key stops working within the notification's delay (milliseconds).
 
+use jivapay_platform::pg_notifications::{self, Heard};
 use jivapay_platform::settings_catalog::CachedSetting;
 use moka::sync::Cache;
 use rust_decimal::Decimal;
-use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -137,42 +137,12 @@ impl GatewayCache {
 
 /// Listens for changes until `stop`; the cache serves only while this is connected.
 pub async fn listen(pool: PgPool, cache: Arc<GatewayCache>, stop: CancellationToken) {
-    loop {
-        let connected = async {
-            let mut listener = PgListener::connect_with(&pool).await?;
-            listener.listen(CHANNEL).await?;
-            Ok::<_, sqlx::Error>(listener)
-        };
-        let mut listener = tokio::select! {
-            _ = stop.cancelled() => break,
-            connected = connected => match connected {
-                Ok(listener) => listener,
-                Err(e) => {
-                    tracing::warn!(error = %e, "gateway cache listener cannot connect; not caching");
-                    tokio::select! {
-                        _ = stop.cancelled() => break,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    }
-                }
-            },
-        };
-        cache.set_serving(true);
-        loop {
-            let received = tokio::select! {
-                _ = stop.cancelled() => break,
-                received = listener.try_recv() => received,
-            };
-            match received {
-                Ok(Some(_change)) => cache.invalidate(),
-                // The connection dropped: notifications may have been missed.
-                Ok(None) | Err(_) => break,
-            }
-        }
-        cache.set_serving(false);
-        if stop.is_cancelled() {
-            break;
-        }
-    }
+    pg_notifications::listen(pool, CHANNEL, "gateway cache", stop, |heard| match heard {
+        Heard::Connected => cache.set_serving(true),
+        Heard::Notified(_) => cache.invalidate(),
+        Heard::Lost => cache.set_serving(false),
+    })
+    .await
 }
 
 #[cfg(test)]

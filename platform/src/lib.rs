@@ -5,6 +5,7 @@ pub mod db;
 pub mod http;
 pub mod kafka;
 pub mod order_changes;
+pub mod pg_notifications;
 pub mod runtime_settings;
 pub mod schema_registry;
 pub mod settings;

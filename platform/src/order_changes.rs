@@ -7,11 +7,10 @@
 //! that trader. A stream that may have missed something — it fell behind, or the listener lost
 //! its connection — gets [`Notice::Resync`] and reloads what it shows.
 
-use sqlx::postgres::PgListener;
+use crate::pg_notifications::{self, Heard};
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -194,44 +193,16 @@ impl OrderChanges {
 /// Listens on [`CHANNEL`] until `stop` and publishes what arrives. After a lost connection
 /// every watch is told to resync, since notices sent meanwhile are gone.
 pub async fn listen(pool: PgPool, hub: Arc<OrderChanges>, stop: CancellationToken) {
-    loop {
-        let connected = async {
-            let mut listener = PgListener::connect_with(&pool).await?;
-            listener.listen(CHANNEL).await?;
-            Ok::<_, sqlx::Error>(listener)
-        };
-        let mut listener = tokio::select! {
-            _ = stop.cancelled() => return,
-            connected = connected => match connected {
-                Ok(listener) => listener,
-                Err(e) => {
-                    tracing::warn!(error = %e, "order change listener cannot connect; streams fall back to their own reloads");
-                    tokio::select! {
-                        _ = stop.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                    }
-                }
-            },
-        };
+    pg_notifications::listen(pool, CHANNEL, "order changes", stop, |heard| match heard {
         // Whatever changed while no listener was connected.
-        hub.resync_all();
-        loop {
-            let received = tokio::select! {
-                _ = stop.cancelled() => return,
-                received = listener.try_recv() => received,
-            };
-            match received {
-                Ok(Some(notification)) => match OrderChange::parse(notification.payload()) {
-                    Some(change) => hub.publish(&change),
-                    None => tracing::warn!(
-                        payload = notification.payload(),
-                        "unreadable order change notice"
-                    ),
-                },
-                Ok(None) | Err(_) => break,
-            }
-        }
-    }
+        Heard::Connected => hub.resync_all(),
+        Heard::Notified(payload) => match OrderChange::parse(payload) {
+            Some(change) => hub.publish(&change),
+            None => tracing::warn!(payload, "unreadable order change notice"),
+        },
+        Heard::Lost => {}
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -162,6 +162,20 @@ impl AdminApp {
 
     /// Creates a person of `role` (with `grants` if staff; a merchant gets a merchant, a trader
     /// a trader row, a team lead a team of his own) and logs them in.
+    /// A new SBP phone requisite of `trader` (RUB, 100–10 000, Sberbank, holder Ivan Petrov).
+    pub async fn sbp_requisite(&self, trader: &Person, number: &str) -> Uuid {
+        let (status, requisite) = self
+            .post(
+                trader,
+                "/api/requisites",
+                serde_json::json!({"payment_method": "sbp", "fiat_currency": "RUB", "kind": "phone", "number": number,
+                       "holder_name": "Ivan Petrov", "bank_code": "sberbank", "min_amount": "100", "max_amount": "10000"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{requisite}");
+        requisite["id"].as_str().unwrap().parse().unwrap()
+    }
+
     pub async fn person(&self, role: Role, grants: &[&str]) -> Person {
         let login = format!("{}-{}", role.as_str(), Uuid::new_v4().simple());
         let hash = jivapay_admin::auth::password::hash(PASSWORD).unwrap();

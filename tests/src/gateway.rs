@@ -25,7 +25,35 @@ pub struct TestStore {
     pub api_key: String,
 }
 
+/// A pay-in the gateway accepted: its order and the token of its payment page.
+pub struct Payin {
+    pub order_id: Uuid,
+    pub token: String,
+}
+
 impl Gateway {
+    /// Creates a pay-in of `amount` RUB by SBP from `store` (201 expected).
+    pub async fn payin(&self, store: &TestStore, external: &str, amount: &str) -> Payin {
+        let (status, created) = self
+            .post(
+                Some(&store.api_key),
+                "/api/v1/payins",
+                serde_json::json!({"external_order_id": external, "amount": amount, "currency": "RUB", "payment_method": "sbp"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+        Payin {
+            order_id: created["order_id"].as_str().unwrap().parse().unwrap(),
+            token: created["payment_url"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_owned(),
+        }
+    }
+
     pub async fn start(app: &AdminApp) -> Self {
         let receipts = Arc::new(
             ReceiptStore::local(

@@ -16,27 +16,19 @@ use uuid::Uuid;
 
 /// An order in the projection, assigned to `trader`'s new requisite, in `status`.
 async fn order(app: &AdminApp, store: Uuid, trader: &Person, status: &str, number: &str) -> Uuid {
-    let (code, requisite) = app
-        .post(
-            trader,
-            "/api/requisites",
-            json!({"payment_method": "sbp", "fiat_currency": "RUB", "kind": "phone", "number": number,
-                   "holder_name": "Ivan", "min_amount": "100", "max_amount": "10000"}),
-        )
-        .await;
-    assert_eq!(code, 201, "{requisite}");
+    let requisite = app.sbp_requisite(trader, number).await;
     let id = Uuid::new_v4();
     sqlx::query(
         "INSERT INTO orders (id, store_id, external_order_id, direction, status, fiat_amount, fiat_currency, crypto_amount,
              rate, payment_method, trader_id, requisite_id, created_at, updated_at, last_event_id, version)
-         VALUES ($1, $2, $3, 'pay_in', $4, 1000, 'RUB', 10.810811, 92.5, 'sbp', $5, $6::uuid, now(), now(), $7, 2)",
+         VALUES ($1, $2, $3, 'pay_in', $4, 1000, 'RUB', 10.810811, 92.5, 'sbp', $5, $6, now(), now(), $7, 2)",
     )
     .bind(id)
     .bind(store)
     .bind(id.to_string())
     .bind(status)
     .bind(trader.trader_id)
-    .bind(requisite["id"].as_str().unwrap())
+    .bind(requisite)
     .bind(Uuid::new_v4())
     .execute(&app.db.pool)
     .await

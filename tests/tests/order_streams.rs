@@ -82,36 +82,14 @@ struct Order {
 async fn payin(app: &AdminApp, gateway: &Gateway, trader: &Person, number: &str) -> Order {
     let store = Gateway::store(app).await;
     let external = format!("stream-{}", Uuid::new_v4().simple());
-    let (status, created) = gateway
-        .post(
-            Some(&store.api_key),
-            "/api/v1/payins",
-            json!({"external_order_id": external, "amount": "4250.50", "currency": "RUB", "payment_method": "sbp"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
-    let (status, requisite) = app
-        .post(
-            trader,
-            "/api/requisites",
-            json!({"payment_method": "sbp", "fiat_currency": "RUB", "kind": "phone", "number": number,
-                   "holder_name": "Ivan Petrov", "min_amount": "100", "max_amount": "10000"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{requisite}");
+    let payin = gateway.payin(&store, &external, "4250.50").await;
     Order {
-        id: created["order_id"].as_str().unwrap().parse().unwrap(),
+        id: payin.order_id,
         store_id: store.store_id,
         external,
-        token: created["payment_url"]
-            .as_str()
-            .unwrap()
-            .rsplit('/')
-            .next()
-            .unwrap()
-            .to_owned(),
+        token: payin.token,
         trader_id: trader.trader_id.unwrap(),
-        requisite_id: requisite["id"].as_str().unwrap().parse().unwrap(),
+        requisite_id: app.sbp_requisite(trader, number).await,
     }
 }
 

@@ -20,9 +20,8 @@ use jivapay_platform::order_changes::{self, OrderChange};
 use jivapay_schemas::records::{TraderCommand, TraderCommandKind};
 use jivapay_schemas::topics::TRADER_COMMANDS;
 use jivapay_tests::admin::{AdminApp, Person};
-use jivapay_tests::gateway::{Gateway, TestStore};
+use jivapay_tests::gateway::{Gateway, Payin, TestStore};
 use jivapay_tests::unique_group;
-use serde_json::json;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -53,11 +52,6 @@ fn chromium() -> PathBuf {
     path
 }
 
-struct Payin {
-    order_id: Uuid,
-    token: String,
-}
-
 /// A pay-in through the gateway, then its projection row put into `assigned` on a new requisite
 /// of `trader`, as the trader book and the projection sink would.
 async fn assigned_payin(
@@ -68,31 +62,9 @@ async fn assigned_payin(
     external: &str,
     number: &str,
 ) -> Payin {
-    let payin = payin(gateway, store, external).await;
+    let payin = gateway.payin(store, external, "4250.50").await;
     assign(app, store, trader, &payin, external, number).await;
     payin
-}
-
-/// A pay-in the gateway accepted, not yet assigned.
-async fn payin(gateway: &Gateway, store: &TestStore, external: &str) -> Payin {
-    let (status, created) = gateway
-        .post(
-            Some(&store.api_key),
-            "/api/v1/payins",
-            json!({"external_order_id": external, "amount": "4250.50", "currency": "RUB", "payment_method": "sbp"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
-    Payin {
-        order_id: created["order_id"].as_str().unwrap().parse().unwrap(),
-        token: created["payment_url"]
-            .as_str()
-            .unwrap()
-            .rsplit('/')
-            .next()
-            .unwrap()
-            .to_owned(),
-    }
 }
 
 /// Assigns `payin` to a new requisite of `trader` and announces it, as the trader book and the
@@ -105,27 +77,19 @@ async fn assign(
     external: &str,
     number: &str,
 ) {
-    let (code, requisite) = app
-        .post(
-            trader,
-            "/api/requisites",
-            json!({"payment_method": "sbp", "fiat_currency": "RUB", "kind": "phone", "number": number,
-                   "holder_name": "Ivan Petrov", "bank_code": "sberbank", "min_amount": "100", "max_amount": "10000"}),
-        )
-        .await;
-    assert_eq!(code, 201, "{requisite}");
+    let requisite = app.sbp_requisite(trader, number).await;
     sqlx::query(
         "INSERT INTO orders (id, store_id, external_order_id, direction, status, fiat_amount, fiat_currency, crypto_amount,
              rate, payment_method, trader_id, requisite_id, payment_token, created_at, assigned_at, expires_at,
              updated_at, last_event_id, version)
-         VALUES ($1, $2, $3, 'pay_in', 'assigned', 4250.50, 'RUB', 45.951351, 92.5, 'sbp', $4, $5::uuid, $6,
+         VALUES ($1, $2, $3, 'pay_in', 'assigned', 4250.50, 'RUB', 45.951351, 92.5, 'sbp', $4, $5, $6,
                  now(), now(), now() + interval '15 minutes', now(), $7, 2)",
     )
     .bind(payin.order_id)
     .bind(store.store_id)
     .bind(external)
     .bind(trader.trader_id)
-    .bind(requisite["id"].as_str().unwrap())
+    .bind(requisite)
     .bind(&payin.token)
     .bind(Uuid::new_v4())
     .execute(&app.db.pool)
@@ -224,7 +188,7 @@ async fn the_payment_page_works_in_headless_chromium() {
     let plain = assigned_payin(&app, &gateway, &store, &trader, "browser-1", "+79161234567").await;
     let with_receipt =
         assigned_payin(&app, &gateway, &store, &trader, "browser-2", "+79169876543").await;
-    let live = payin(&gateway, &store, "browser-3").await;
+    let live = gateway.payin(&store, "browser-3", "4250.50").await;
     let url = |p: &Payin| format!("{}/pay/{}", gateway.base, p.token);
 
     // What the browser renders.

@@ -9,7 +9,7 @@ use jivapay_platform::kafka::RecordConsumer;
 use jivapay_schemas::records::{TraderCommand, TraderCommandKind};
 use jivapay_schemas::topics::TRADER_COMMANDS;
 use jivapay_tests::admin::{AdminApp, Person};
-use jivapay_tests::gateway::{Gateway, TestStore};
+use jivapay_tests::gateway::{Gateway, Payin, TestStore};
 use jivapay_tests::unique_group;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -29,44 +29,10 @@ fn pdf() -> Vec<u8> {
     b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n".to_vec()
 }
 
-/// A pay-in created through the gateway; `assign` puts its projection row into `assigned` on a
-/// new requisite of `trader`, as the trader book and the projection sink would.
-struct Payin {
-    order_id: Uuid,
-    token: String,
-}
-
-async fn payin(gateway: &Gateway, store: &TestStore, external: &str) -> Payin {
-    let (status, created) = gateway
-        .post(
-            Some(&store.api_key),
-            "/api/v1/payins",
-            json!({"external_order_id": external, "amount": "1500", "currency": "RUB", "payment_method": "sbp"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
-    Payin {
-        order_id: created["order_id"].as_str().unwrap().parse().unwrap(),
-        token: created["payment_url"]
-            .as_str()
-            .unwrap()
-            .rsplit('/')
-            .next()
-            .unwrap()
-            .to_owned(),
-    }
-}
-
+/// `assign` puts a pay-in's projection row into `assigned` on a new requisite of `trader`, as
+/// the trader book and the projection sink would.
 async fn assign(app: &AdminApp, store: &TestStore, trader: &Person, payin: &Payin, number: &str) {
-    let (code, requisite) = app
-        .post(
-            trader,
-            "/api/requisites",
-            json!({"payment_method": "sbp", "fiat_currency": "RUB", "kind": "phone", "number": number,
-                   "holder_name": "Ivan", "bank_code": "sberbank", "min_amount": "100", "max_amount": "10000"}),
-        )
-        .await;
-    assert_eq!(code, 201, "{requisite}");
+    let requisite = app.sbp_requisite(trader, number).await;
     let (external,): (String,) =
         sqlx::query_as("SELECT external_order_id FROM gateway_requests WHERE order_id = $1")
             .bind(payin.order_id)
@@ -77,14 +43,14 @@ async fn assign(app: &AdminApp, store: &TestStore, trader: &Person, payin: &Payi
         "INSERT INTO orders (id, store_id, external_order_id, direction, status, fiat_amount, fiat_currency, crypto_amount,
              rate, payment_method, trader_id, requisite_id, payment_token, created_at, assigned_at, expires_at,
              updated_at, last_event_id, version)
-         VALUES ($1, $2, $3, 'pay_in', 'assigned', 1500, 'RUB', 16.216216, 92.5, 'sbp', $4, $5::uuid, $6,
+         VALUES ($1, $2, $3, 'pay_in', 'assigned', 1500, 'RUB', 16.216216, 92.5, 'sbp', $4, $5, $6,
                  now(), now(), now() + interval '15 minutes', now(), $7, 2)",
     )
     .bind(payin.order_id)
     .bind(store.store_id)
     .bind(external)
     .bind(trader.trader_id)
-    .bind(requisite["id"].as_str().unwrap())
+    .bind(requisite)
     .bind(&payin.token)
     .bind(Uuid::new_v4())
     .execute(&app.db.pool)
@@ -180,7 +146,7 @@ async fn receipts_are_checked_stored_and_sent_with_the_confirmation() {
     let trader = app.person(Role::Trader, &[]).await;
 
     // Not yet assigned: nothing is confirmable, nothing is stored.
-    let waiting = payin(&gateway, &store, "waiting").await;
+    let waiting = gateway.payin(&store, "waiting", "1500").await;
     let (status, body) =
         post_receipt(&gateway, &waiting.token, Some("application/pdf"), pdf()).await;
     assert_eq!(
@@ -205,7 +171,7 @@ async fn receipts_are_checked_stored_and_sent_with_the_confirmation() {
         .is_empty());
 
     // Refusals on an assigned order: too large, wrong type by bytes or by declaration.
-    let by_json = payin(&gateway, &store, "by-json").await;
+    let by_json = gateway.payin(&store, "by-json", "1500").await;
     assign(&app, &store, &trader, &by_json, "+79005550001").await;
     let refusals: Vec<(Option<&str>, Vec<u8>, u16, &str)> = vec![
         (
@@ -331,7 +297,7 @@ async fn receipts_are_checked_stored_and_sent_with_the_confirmation() {
     assert_eq!(receipt_rows(&app, by_json.order_id).await.len(), 1);
 
     // The page's form: a PDF (the browser may not know the type: the bytes decide).
-    let by_form = payin(&gateway, &store, "by-form").await;
+    let by_form = gateway.payin(&store, "by-form", "1500").await;
     assign(&app, &store, &trader, &by_form, "+79005550002").await;
     // Larger than the router-wide body limit of the other routes (16 KiB).
     let mut document = pdf();
@@ -370,12 +336,12 @@ async fn receipts_are_checked_stored_and_sent_with_the_confirmation() {
 
     // The form without a file (the browser still sends the empty part), and an old-style
     // url-encoded form: confirmations without a receipt.
-    let no_file = payin(&gateway, &store, "no-file").await;
+    let no_file = gateway.payin(&store, "no-file", "1500").await;
     assign(&app, &store, &trader, &no_file, "+79005550003").await;
     let (form_type, body) = form("", "application/octet-stream", b"");
     let (status, _, _) = post_form(&gateway, &no_file.token, &form_type, body).await;
     assert_eq!(status, 303);
-    let plain = payin(&gateway, &store, "plain").await;
+    let plain = gateway.payin(&store, "plain", "1500").await;
     assign(&app, &store, &trader, &plain, "+79005550004").await;
     let (status, _, _) = post_form(
         &gateway,

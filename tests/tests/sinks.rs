@@ -13,7 +13,6 @@ use jivapay_sinks::projection::ProjectionSink;
 use jivapay_tests::admin::AdminApp;
 use jivapay_tests::gateway::Gateway;
 use rust_decimal::Decimal;
-use serde_json::json;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -162,16 +161,7 @@ async fn the_projection_applies_each_event_once_and_never_goes_back() {
     let app = AdminApp::start_with_relay(false).await;
     let store = Gateway::store(&app).await;
     let trader = app.person(Role::Trader, &[]).await;
-    let (status, requisite) = app
-        .post(
-            &trader,
-            "/api/requisites",
-            json!({"payment_method": "sbp", "fiat_currency": "RUB", "kind": "phone", "number": "+79001234567",
-                   "holder_name": "Ivan", "min_amount": "100", "max_amount": "10000"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{requisite}");
-    let requisite_id: Uuid = requisite["id"].as_str().unwrap().parse().unwrap();
+    let requisite_id = app.sbp_requisite(&trader, "+79001234567").await;
     let order_id = Uuid::new_v4();
     let event = |sequence: i32,
                  kind: OrderEventKind,

@@ -10,7 +10,7 @@ mod requisites;
 mod settings;
 pub mod stores;
 mod teams;
-mod trader_orders;
+pub mod trader_orders;
 mod traders;
 mod users;
 

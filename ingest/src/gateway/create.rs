@@ -295,9 +295,7 @@ pub async fn create_payin(
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "orders.requested produce failed");
-            code(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
+            ApiError::unavailable(
                 "the order could not be accepted now; retry with the same external_order_id",
             )
         })?;

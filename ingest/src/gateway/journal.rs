@@ -85,22 +85,22 @@ async fn write(
                 return;
             }
         }
-        let requests: Vec<NewRequest> = batch.iter().map(|(r, _)| r.clone()).collect();
+        let (requests, waiting): (Vec<NewRequest>, Vec<_>) = batch.into_iter().unzip();
         match insert(&pool, window, &requests).await {
             Ok(recorded) => {
-                for ((_, done), result) in batch.into_iter().zip(recorded) {
+                for (done, result) in waiting.into_iter().zip(recorded) {
                     done.send(Ok(result)).ok();
                 }
             }
-            Err(e) if batch.len() > 1 => {
-                tracing::warn!(error = %e, rows = batch.len(), "gateway journal batch failed; writing its rows one by one");
-                for (request, done) in batch {
-                    let result = insert(&pool, window, std::slice::from_ref(&request)).await;
+            Err(e) if requests.len() > 1 => {
+                tracing::warn!(error = %e, rows = requests.len(), "gateway journal batch failed; writing its rows one by one");
+                for (request, done) in requests.iter().zip(waiting) {
+                    let result = insert(&pool, window, std::slice::from_ref(request)).await;
                     done.send(result.map(|mut one| one.pop().flatten())).ok();
                 }
             }
             Err(e) => {
-                if let Some((_, done)) = batch.pop() {
+                if let Some(done) = waiting.into_iter().next() {
                     done.send(Err(e)).ok();
                 }
             }

@@ -16,10 +16,10 @@ use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Json;
+use jivapay_admin::routes::trader_orders::send_command;
 use jivapay_platform::http::error::{ApiError, ApiResult};
 use jivapay_platform::http::path::Path;
 use jivapay_schemas::records::{TraderCommand, TraderCommandKind};
-use jivapay_schemas::topics::TRADER_COMMANDS;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -65,19 +65,7 @@ pub(crate) async fn confirm_with_receipt(
         reason: None,
         issued_at: chrono::Utc::now().timestamp_millis(),
     };
-    state
-        .producer
-        .send(TRADER_COMMANDS, &trader_id.to_string(), &command)
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "trader.commands produce failed");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                "try again in a moment",
-            )
-        })?;
-    Ok(())
+    send_command(&state.producer, &command).await
 }
 
 pub async fn confirm_json(

@@ -379,11 +379,7 @@ impl From<PutError> for ApiError {
             PutError::Rejected(rejection) => rejection.into(),
             PutError::Storage(e) => {
                 tracing::error!(error = %e, "receipt storage failed");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "temporarily_unavailable",
-                    "try again in a moment",
-                )
+                ApiError::unavailable("try again in a moment")
             }
         }
     }

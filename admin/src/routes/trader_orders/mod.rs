@@ -17,6 +17,7 @@ use axum::{Json, Router};
 use jivapay_platform::http::error::{ApiError, ApiResult};
 use jivapay_platform::http::json::Body;
 use jivapay_platform::http::path::Path;
+use jivapay_platform::kafka::RecordProducer;
 use jivapay_schemas::records::{TraderCommand, TraderCommandKind};
 use jivapay_schemas::topics::TRADER_COMMANDS;
 use rust_decimal::Decimal;
@@ -127,6 +128,19 @@ struct Report {
     reason: Option<String>,
 }
 
+/// Puts `command` on `trader.commands` (key = its trader, the owner of the decision);
+/// 503 if the broker does not take it.
+pub async fn send_command(producer: &RecordProducer, command: &TraderCommand) -> ApiResult<()> {
+    producer
+        .send(TRADER_COMMANDS, &command.trader_id.to_string(), command)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "trader.commands produce failed");
+            ApiError::unavailable("try again in a moment")
+        })?;
+    Ok(())
+}
+
 /// Sends `kind` for one of the caller's open orders in one of `allowed` statuses.
 async fn command(
     state: &AppState,
@@ -169,17 +183,7 @@ async fn command(
         reason,
         issued_at: chrono::Utc::now().timestamp_millis(),
     };
-    producer
-        .send(TRADER_COMMANDS, &trader.to_string(), &command)
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "trader.commands produce failed");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                "try again in a moment",
-            )
-        })?;
+    send_command(producer, &command).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"order_id": order_id, "command": name})),
