@@ -7,10 +7,13 @@ use jivapay_platform::order_changes::OrderChanges;
 use jivapay_platform::settings::KafkaSettings;
 use jivapay_platform::settings_catalog;
 use jivapay_platform::{db, schema_registry, Settings, StartupError};
+use jivapay_processors::core::MasterData;
+use jivapay_processors::launch::master_data;
 use jivapay_processors::{check_co_partitioning, ProcessorKind, PROCESSORS};
 use jivapay_schemas::TOPICS;
 use jivapay_sinks::{SinkKind, SINKS};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// Every component as a command line (after `jivapay`): the deployment runs one service each.
@@ -108,9 +111,19 @@ pub async fn all(
         .into_iter()
         .flatten()
         .collect();
+    let master = master_data(&broker, &schemas, stop.clone()).await?;
     let processors: Vec<_> = PROCESSORS
         .iter()
-        .map(|kind| spawn_processor(*kind, &broker, &schemas, &settings.kafka, stop.clone()))
+        .map(|kind| {
+            spawn_processor(
+                *kind,
+                &broker,
+                &schemas,
+                &settings.kafka,
+                master.clone(),
+                stop.clone(),
+            )
+        })
         .collect();
     let pool_for_ingest = pool.clone();
     let readiness = Readiness::default()
@@ -308,7 +321,15 @@ pub async fn processor(
     let schemas = schema_registry::load(&settings.schema_registry).await?;
     check_co_partitioning(&broker, kind).await?;
     let readiness = Readiness::default().with_broker(broker.clone());
-    let work = spawn_processor(kind, &broker, &schemas, &settings.kafka, stop.clone());
+    let master = master_data(&broker, &schemas, stop.clone()).await?;
+    let work = spawn_processor(
+        kind,
+        &broker,
+        &schemas,
+        &settings.kafka,
+        master,
+        stop.clone(),
+    );
     let served = bind_and_serve(
         "processor",
         settings.http.ops_addr,
@@ -327,11 +348,12 @@ fn spawn_processor(
     broker: &Broker,
     schemas: &jivapay_schemas::SchemaRegistry,
     kafka: &KafkaSettings,
+    master: Arc<dyn MasterData>,
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<anyhow::Result<()>> {
     let (broker, schemas, kafka) = (broker.clone(), schemas.clone(), kafka.clone());
     tokio::spawn(async move {
-        jivapay_processors::launch::launch(kind, &broker, schemas, &kafka, stop)
+        jivapay_processors::launch::launch(kind, &broker, schemas, &kafka, master, stop)
             .await
             .map_err(Into::into)
     })

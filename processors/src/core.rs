@@ -106,6 +106,14 @@ pub trait Processor: Send + 'static {
     /// it regularly; processors without timers return nothing.
     fn tick(&mut self, now: Millis) -> Vec<Emit>;
 
+    /// Called once after each batch of inputs (and the tick): what to produce for the batch
+    /// as a whole. The trader book publishes each touched trader's capacity here, once per
+    /// batch instead of once per input (the record lists every open amount, so per input
+    /// it cost O(open orders) to build, send and read for every order).
+    fn finish_batch(&mut self, _now: Millis) -> Vec<Emit> {
+        Vec::new()
+    }
+
     /// State keys changed since the last call, each with its serialized state (`None`: the key
     /// is gone). The runtime writes them to the changelog.
     fn take_changes(&mut self) -> Vec<(String, Option<Vec<u8>>)>;

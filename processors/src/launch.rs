@@ -1,5 +1,5 @@
-//! Running one processor for real: its master-data tables, its runtime over its inputs and
-//! changelog, the system clock.
+//! Running processors for real: the master-data tables, each processor's runtime over its
+//! inputs and changelog, the system clock.
 
 use crate::commissions::CommissionsProcessor;
 use crate::core::{MasterData, SystemClock};
@@ -23,17 +23,29 @@ pub enum LaunchError {
     Runtime(#[from] RuntimeError),
 }
 
-/// Runs processor `kind` until `stop`, in consumer group `<group_prefix>.<name>`, as static
-/// member `instance_id` of it when the settings name one.
+/// Starts the master-data tables a processor reads. Processors of one process share one set
+/// (`jivapay all` runs four): each table is a consumer that fetches and decodes every record,
+/// so a set per processor multiplied that work and the broker's idle fetches by four.
+pub async fn master_data(
+    broker: &Broker,
+    registry: &SchemaRegistry,
+    stop: CancellationToken,
+) -> Result<Arc<dyn MasterData>, LaunchError> {
+    Ok(Arc::new(
+        TableMasterData::start(broker, registry, stop).await?,
+    ))
+}
+
+/// Runs processor `kind` until `stop` on `master` (see [`master_data`]), in consumer group
+/// `<group_prefix>.<name>`, as static member `instance_id` of it when the settings name one.
 pub async fn launch(
     kind: ProcessorKind,
     broker: &Broker,
     registry: SchemaRegistry,
     kafka: &KafkaSettings,
+    master: Arc<dyn MasterData>,
     stop: CancellationToken,
 ) -> Result<(), LaunchError> {
-    let master: Arc<dyn MasterData> =
-        Arc::new(TableMasterData::start(broker, &registry, stop.clone()).await?);
     let config = RuntimeConfig {
         instance_id: kafka.instance_id.clone(),
         ..RuntimeConfig::new(format!("{}.{}", kafka.group_prefix, kind.name()))

@@ -153,6 +153,70 @@ async fn an_unbalanced_transfer_is_rejected_at_commit_and_leaves_nothing() {
 }
 
 #[tokio::test]
+async fn no_entry_joins_a_committed_transfer() {
+    let db = TestDatabase::migrated().await;
+    let fees = account(&db.pool, "platform", "fees", "USDT").await;
+    let external = account(&db.pool, "external", "settlement", "USDT").await;
+    let id = Uuid::new_v4();
+    transfer(
+        &db.pool,
+        id,
+        &[(fees, "USDT", "7"), (external, "USDT", "-7")],
+    )
+    .await
+    .expect("balanced transfer commits");
+    // A third entry would change a committed transfer: refused at once, not at commit.
+    let err = sqlx::query(
+        "INSERT INTO ledger_entries (transfer_id, entry_no, account_id, currency, amount)
+         VALUES ($1, 3, $2, 'USDT', 1)",
+    )
+    .bind(id)
+    .bind(fees)
+    .execute(&db.pool)
+    .await
+    .expect_err("an entry for a committed transfer is refused");
+    assert_eq!(sqlstate(&err), "23514", "{err}");
+    assert!(err.to_string().contains("already committed"), "{err}");
+    let entries: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM ledger_entries WHERE transfer_id = $1")
+            .bind(id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(entries, 2);
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn a_transfer_with_missing_entries_is_rejected_at_commit() {
+    let db = TestDatabase::migrated().await;
+    let fees = account(&db.pool, "platform", "fees", "USDT").await;
+    let id = Uuid::new_v4();
+    let mut tx = db.pool.begin().await.unwrap();
+    sqlx::query("INSERT INTO ledger_transfers (id, kind, entry_count) VALUES ($1, 'deposit', 2)")
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO ledger_entries (transfer_id, entry_no, account_id, currency, amount)
+         VALUES ($1, 1, $2, 'USDT', 5)",
+    )
+    .bind(id)
+    .bind(fees)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let err = tx
+        .commit()
+        .await
+        .expect_err("one of two entries is refused");
+    assert_eq!(sqlstate(&err), "23514", "{err}");
+    assert!(err.to_string().contains("expected entries 1..2"), "{err}");
+    db.drop_database().await;
+}
+
+#[tokio::test]
 async fn balance_is_per_currency() {
     let db = TestDatabase::migrated().await;
     // Fiat currencies are reference data (seeded), not part of the migrations.

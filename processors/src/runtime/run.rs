@@ -244,6 +244,7 @@ pub async fn run<P: Processor>(
             outputs.extend(processor.tick(clock.now()));
             last_tick = Instant::now();
         }
+        outputs.extend(processor.finish_batch(clock.now()));
         let changes = processor.take_changes();
         if outputs.is_empty() && changes.is_empty() && positions.is_empty() {
             continue;

@@ -93,8 +93,8 @@ fn fraud_and_the_book_state_the_expiry_the_gateway_promised() {
     assert_eq!(created, Some(promised));
     assert_eq!(assigned, Some(promised));
     assert!(routed_at < promised);
-    assert!(b.book.tick(promised - 1).is_empty(), "not a moment early");
-    let out = b.book.tick(promised);
+    assert!(b.tick(promised - 1).is_empty(), "not a moment early");
+    let out = b.tick(promised);
     let expired = events(&out);
     assert_eq!(expired.len(), 1, "{out:?}");
     assert_eq!(
@@ -165,9 +165,9 @@ fn the_confirmation_timeout_still_runs_from_the_customers_confirmation() {
         expiry_of(&out, OrderEventKind::ClientConfirmed),
         Some(confirmed_at + 600 * SEC)
     );
-    assert!(b.book.tick(confirmed_at + 600 * SEC - 1).is_empty());
+    assert!(b.tick(confirmed_at + 600 * SEC - 1).is_empty());
     assert_eq!(
-        events(&b.book.tick(confirmed_at + 600 * SEC))[0].kind,
+        events(&b.tick(confirmed_at + 600 * SEC))[0].kind,
         OrderEventKind::Disputed
     );
 }
@@ -196,8 +196,8 @@ proptest! {
         prop_assert_eq!(created, Some(promised));
         prop_assert_eq!(assigned, Some(promised));
         // A tick may republish the capacity on a new day; it must not expire the order.
-        prop_assert!(events(&b.book.tick(promised - 1)).is_empty());
-        let out = b.book.tick(promised);
+        prop_assert!(events(&b.tick(promised - 1)).is_empty());
+        let out = b.tick(promised);
         prop_assert_eq!(events(&out).first().map(|e| e.kind), Some(OrderEventKind::Expired));
     }
 }

@@ -131,12 +131,24 @@ impl Book {
         );
     }
 
+    /// Applies `input` as a batch of one: its outputs, then the batch's capacity.
     pub fn apply(&mut self, input: Input, now: Millis) -> Vec<Emit> {
-        self.book.apply(input, now)
+        let mut out = self.book.apply(input, now);
+        out.extend(self.book.finish_batch(now));
+        out
+    }
+
+    /// A tick as a batch of its own: fired timers, then the capacities they changed.
+    pub fn tick(&mut self, now: Millis) -> Vec<Emit> {
+        let mut out = self.book.tick(now);
+        out.extend(self.book.finish_batch(now));
+        out
     }
 
     pub fn explain(&mut self, input: Input, now: Millis) -> (Vec<Emit>, Outcome) {
-        self.book.apply_explained(input, now)
+        let (mut out, outcome) = self.book.apply_explained(input, now);
+        out.extend(self.book.finish_batch(now));
+        (out, outcome)
     }
 
     pub fn deposit(&mut self, amount: &str, now: Millis) {

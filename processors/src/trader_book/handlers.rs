@@ -325,13 +325,16 @@ fn advance(
     Ok(())
 }
 
-/// What the router needs to know, without the version: compared before and after an input
+/// Free deposit and requisite usage: a capacity without its version and time.
+pub type CapacityView = (Decimal, Vec<RequisiteUsage>);
+
+/// What the router needs to know, without the version: compared before and after a batch
 /// to decide whether a new capacity must be published.
 pub fn capacity_view(
     state: &TraderState,
     requisites: &BTreeSet<Uuid>,
     window: Window,
-) -> (Decimal, Vec<RequisiteUsage>) {
+) -> CapacityView {
     (
         state.free_deposit(),
         state.requisite_usage(requisites, window),

@@ -243,7 +243,7 @@ impl Pipeline {
             }
             Op::Wait { secs } => {
                 self.now += Millis::from(secs) * SEC;
-                let out = self.book.book.tick(self.now);
+                let out = self.book.tick(self.now);
                 self.deliver(out)
             }
             Op::Replay => match self.last.clone() {

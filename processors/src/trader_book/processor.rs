@@ -1,16 +1,17 @@
 //! The trader book as a [`Processor`]: routes each input to its trader's state, fires due
 //! timers first (so the result does not depend on how often the runtime ticks) and again
-//! after the input (an order can be routed past its payment window), publishes a
-//! capacity whenever what the router sees changed, and tracks which traders to write to the
+//! after the input (an order can be routed past its payment window), publishes the capacity
+//! of every trader a batch touched once at its end, and tracks which traders to write to the
 //! changelog.
 
 use super::calendar::Window;
 use super::changelog;
 use super::changelog_codec;
-use super::handlers::{self, Ctx, Outcome};
+use super::handlers::{self, CapacityView, Ctx, Outcome};
 use super::settings::BookSettings;
 use super::state::TraderState;
 use crate::core::{Emit, Input, MasterData, Millis, Processor};
+use jivapay_schemas::records::Trader;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -21,6 +22,9 @@ pub struct TraderBookProcessor {
     traders: BTreeMap<Uuid, TraderState>,
     /// Traders whose state changed since the last `take_changes`.
     dirty: BTreeSet<Uuid>,
+    /// Traders the batch touched, each with the capacity view from before its first input:
+    /// `finish_batch` publishes a capacity for those whose view changed.
+    capacity_before: BTreeMap<Uuid, CapacityView>,
     /// Per trader, what was last written of each order to the changelog.
     written: BTreeMap<Uuid, BTreeMap<Uuid, changelog::Written>>,
 }
@@ -33,6 +37,7 @@ impl TraderBookProcessor {
             master,
             traders: BTreeMap::new(),
             dirty: BTreeSet::new(),
+            capacity_before: BTreeMap::new(),
             written: BTreeMap::new(),
         }
     }
@@ -63,8 +68,9 @@ impl TraderBookProcessor {
         (out, outcome.unwrap_or(Outcome::NotForThisBook))
     }
 
-    /// Fires `trader_id`'s due timers, then `handle`, then the timers `handle` made due, then
-    /// publishes a capacity if the router's view of the trader changed.
+    /// Fires `trader_id`'s due timers, then `handle`, then the timers `handle` made due. The
+    /// router's view of the trader is taken before the batch's first input of the trader;
+    /// `finish_batch` publishes a capacity if it changed.
     fn run(
         &mut self,
         trader_id: Uuid,
@@ -74,10 +80,6 @@ impl TraderBookProcessor {
     ) -> (Vec<Emit>, Option<Outcome>) {
         let window = Window::at(now, &settings.time_zone);
         let trader = self.master.trader(trader_id);
-        let requisites: BTreeSet<Uuid> = trader
-            .iter()
-            .flat_map(|t| t.requisites.iter().map(|r| r.requisite_id))
-            .collect();
         let ctx = Ctx {
             trader_id,
             trader: trader.as_ref(),
@@ -86,7 +88,12 @@ impl TraderBookProcessor {
             now,
         };
         let state = self.traders.entry(trader_id).or_default();
-        let before = handlers::capacity_view(state, &requisites, window);
+        if let std::collections::btree_map::Entry::Vacant(before) =
+            self.capacity_before.entry(trader_id)
+        {
+            let requisites = requisite_ids(trader.as_ref());
+            before.insert(handlers::capacity_view(state, &requisites, window));
+        }
 
         let mut out = Vec::new();
         let fired = handlers::fire_due(state, &ctx, &mut out);
@@ -94,18 +101,8 @@ impl TraderBookProcessor {
         // An order routed after its payment window (a backlog longer than the window) is due
         // at once: it expires in the same step rather than at whichever tick comes next.
         let fired_after = handlers::fire_due(state, &ctx, &mut out);
-        let mut touched =
+        let touched =
             fired || fired_after || matches!(outcome, Some(Outcome::Applied | Outcome::Refused(_)));
-
-        let after = handlers::capacity_view(state, &requisites, window);
-        if after != before || state.needs_new_day_capacity(window) {
-            out.push(Emit::Capacity(handlers::publish_capacity(
-                state,
-                &ctx,
-                &requisites,
-            )));
-            touched = true;
-        }
         if touched {
             self.dirty.insert(trader_id);
         }
@@ -143,6 +140,44 @@ impl Processor for TraderBookProcessor {
         let mut out = Vec::new();
         for trader_id in due {
             out.extend(self.run(trader_id, now, &settings, |_, _, _| None).0);
+        }
+        out
+    }
+
+    /// A capacity for each trader whose view the batch changed (or whose published counters
+    /// are of an earlier day), with the state as the batch left it: one record per trader
+    /// and batch, where it was one per input.
+    fn finish_batch(&mut self, now: Millis) -> Vec<Emit> {
+        let touched = std::mem::take(&mut self.capacity_before);
+        if touched.is_empty() {
+            return Vec::new();
+        }
+        let settings = BookSettings::read(&*self.master);
+        let window = Window::at(now, &settings.time_zone);
+        let mut out = Vec::new();
+        for (trader_id, before) in touched {
+            let Some(state) = self.traders.get_mut(&trader_id) else {
+                continue;
+            };
+            let trader = self.master.trader(trader_id);
+            let requisites = requisite_ids(trader.as_ref());
+            let after = handlers::capacity_view(state, &requisites, window);
+            if after == before && !state.needs_new_day_capacity(window) {
+                continue;
+            }
+            let ctx = Ctx {
+                trader_id,
+                trader: trader.as_ref(),
+                settings: &settings,
+                window,
+                now,
+            };
+            out.push(Emit::Capacity(handlers::publish_capacity(
+                state,
+                &ctx,
+                &requisites,
+            )));
+            self.dirty.insert(trader_id);
         }
         out
     }
@@ -203,6 +238,14 @@ impl Processor for TraderBookProcessor {
             }
         }
     }
+}
+
+/// The requisites of a trader in master data.
+fn requisite_ids(trader: Option<&Trader>) -> BTreeSet<Uuid> {
+    trader
+        .iter()
+        .flat_map(|t| t.requisites.iter().map(|r| r.requisite_id))
+        .collect()
 }
 
 /// The id that identifies an input in logs.

@@ -233,10 +233,12 @@ impl Driver {
         op: &Op,
     ) -> (Option<Input>, Millis, Vec<Emit>) {
         let input = self.input(op);
-        let (out, outcome) = match &input {
+        let (mut out, outcome) = match &input {
             Some(i) => book.apply_explained(i.clone(), self.now),
             None => (book.tick(self.now), Outcome::NotForThisBook),
         };
+        // Each step is a batch of one, as the runtime would run it.
+        out.extend(book.finish_batch(self.now));
         self.observe(input.as_ref(), outcome, &out);
         if input.is_some() && !matches!(op, Op::Replay) {
             self.last = input.clone();
@@ -355,10 +357,11 @@ proptest! {
         }
         for op in &ops[cut..] {
             let (input, now, out) = driver.step(&mut b.book, op);
-            let theirs = match input {
+            let mut theirs = match input {
                 Some(i) => restored.apply(i, now),
                 None => restored.tick(now),
             };
+            theirs.extend(restored.finish_batch(now));
             prop_assert_eq!(out, theirs);
         }
         prop_assert_eq!(b.book.take_changes(), restored.take_changes());

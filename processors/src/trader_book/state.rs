@@ -223,6 +223,15 @@ impl TraderState {
             .chain(self.usage.keys())
             .copied()
             .collect();
+        // One pass over the open orders (in id order, as `open_amounts` lists them), not one
+        // per requisite.
+        let mut open_amounts: BTreeMap<Uuid, Vec<Decimal>> = BTreeMap::new();
+        for order in self.orders.values() {
+            open_amounts
+                .entry(order.requisite_id)
+                .or_default()
+                .push(order.fiat_amount);
+        }
         ids.into_iter()
             .map(|id| {
                 let u = self.usage_at(id, window);
@@ -233,7 +242,7 @@ impl TraderState {
                     daily_count: u.daily_count,
                     monthly_count: u.monthly_count,
                     last_order_at: u.last_order_at,
-                    open_amounts: self.open_amounts(id).collect(),
+                    open_amounts: open_amounts.remove(&id).unwrap_or_default(),
                 }
             })
             .collect()

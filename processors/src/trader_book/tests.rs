@@ -144,8 +144,8 @@ fn the_assignment_states_the_router_candidates_and_the_promised_expiry() {
     assert_eq!(e.candidates, r.candidates);
     assert_eq!(e.expires_at, Some(REQUESTED_AT + 300 * SEC));
     // The timer fires at that instant, not at the end of the configured window.
-    assert!(b.book.tick(REQUESTED_AT + 300 * SEC - 1).is_empty());
-    let out = b.book.tick(REQUESTED_AT + 300 * SEC);
+    assert!(b.tick(REQUESTED_AT + 300 * SEC - 1).is_empty());
+    let out = b.tick(REQUESTED_AT + 300 * SEC);
     assert_eq!(events(&out)[0].kind, OrderEventKind::Expired, "{out:?}");
 }
 
@@ -425,17 +425,14 @@ fn a_new_day_republishes_the_capacity_once() {
         LATE_EVENING_MSK,
     );
     assert_eq!(o, Outcome::Applied);
-    assert!(b.book.tick(LATE_EVENING_MSK + 500).is_empty(), "same day");
-    let out = b.book.tick(LATE_EVENING_MSK + SEC);
+    assert!(b.tick(LATE_EVENING_MSK + 500).is_empty(), "same day");
+    let out = b.tick(LATE_EVENING_MSK + SEC);
     let caps = capacities(&out);
     assert_eq!(caps.len(), 1, "{out:?}");
     let usage = &caps[0].requisites[0];
     assert_eq!((usage.daily_count, usage.monthly_count), (0, 1));
     assert_eq!(usage.open_amounts, vec![d("1000")]);
-    assert!(
-        b.book.tick(LATE_EVENING_MSK + 2 * SEC).is_empty(),
-        "only once"
-    );
+    assert!(b.tick(LATE_EVENING_MSK + 2 * SEC).is_empty(), "only once");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -582,7 +579,7 @@ fn non_payment_opens_a_dispute_and_releases_nothing() {
     // Its amount stays taken on the requisite: the payment may still turn up.
     let (_, o) = route(&mut b, routed(2, "5000"), T0 + 5 * SEC);
     assert_eq!(o, Outcome::Refused("duplicate_open_amount"));
-    let later = b.book.tick(T0 + 10 * 86_400 * SEC);
+    let later = b.tick(T0 + 10 * 86_400 * SEC);
     assert!(events(&later).is_empty(), "{later:?}");
     assert_eq!(b.trader_state().map(|s| s.held()), Some(d("50")));
 }
@@ -608,8 +605,8 @@ fn an_unconfirmed_order_expires_when_the_payment_window_passes() {
     let mut b = funded("1000");
     accept(&mut b, routed(1, "5000"));
     let expiry = REQUESTED_AT + 900 * SEC;
-    assert!(b.book.tick(expiry - 1).is_empty());
-    let out = b.book.tick(expiry);
+    assert!(b.tick(expiry - 1).is_empty());
+    let out = b.tick(expiry);
     let e = events(&out)[0];
     assert_eq!(
         (e.kind, e.status),
@@ -620,7 +617,7 @@ fn an_unconfirmed_order_expires_when_the_payment_window_passes() {
     assert_eq!(e.reason_code.as_deref(), Some("payment_window_expired"));
     assert_eq!(e.occurred_at, expiry);
     assert_eq!(capacities(&out)[0].free_deposit, d("1000"));
-    assert!(b.book.tick(T0 + 2000 * SEC).is_empty(), "fires once");
+    assert!(b.tick(T0 + 2000 * SEC).is_empty(), "fires once");
     let s = b.trader_state().expect("state");
     assert!(s.open_order(order_id(1)).is_none() && s.held().is_zero());
 }
@@ -631,8 +628,8 @@ fn the_payment_window_setting_is_used() {
     b.set("orders.payment_window_secs", "120");
     let (out, _) = route(&mut b, routed(1, "5000"), T0);
     assert_eq!(events(&out)[0].expires_at, Some(REQUESTED_AT + 120 * SEC));
-    assert!(b.book.tick(REQUESTED_AT + 120 * SEC - 1).is_empty());
-    assert_eq!(events(&b.book.tick(REQUESTED_AT + 120 * SEC)).len(), 1);
+    assert!(b.tick(REQUESTED_AT + 120 * SEC - 1).is_empty());
+    assert_eq!(events(&b.tick(REQUESTED_AT + 120 * SEC)).len(), 1);
 }
 
 #[test]
@@ -641,9 +638,9 @@ fn an_unanswered_client_confirmation_becomes_a_dispute() {
     accept(&mut b, routed(1, "5000"));
     b.apply(order_command(1, K::ClientConfirmed, 1), T0 + 10 * SEC);
     // The payment window no longer applies once the customer confirmed.
-    assert!(b.book.tick(T0 + 900 * SEC).is_empty());
-    assert!(b.book.tick(T0 + 10 * SEC + 1800 * SEC - 1).is_empty());
-    let out = b.book.tick(T0 + 10 * SEC + 1800 * SEC);
+    assert!(b.tick(T0 + 900 * SEC).is_empty());
+    assert!(b.tick(T0 + 10 * SEC + 1800 * SEC - 1).is_empty());
+    let out = b.tick(T0 + 10 * SEC + 1800 * SEC);
     assert_eq!(out.len(), 1, "{out:?}");
     let e = events(&out)[0];
     assert_eq!((e.kind, e.sequence), (OrderEventKind::Disputed, 4));
@@ -825,7 +822,7 @@ fn order_commands_and_postings_write_no_transfer() {
         Input::TraderPosting(posting(1, PostingKind::Capture, Some(order_id(1)), "5")),
         T0 + 3 * SEC,
     ));
-    out.extend(b.book.tick(T0 + 10_000 * SEC));
+    out.extend(b.tick(T0 + 10_000 * SEC));
     assert!(transfers(&out).is_empty(), "{out:?}");
 }
 
@@ -983,7 +980,17 @@ fn restoring_the_changelog_gives_a_book_with_identical_outputs() {
             "{input:?}"
         );
     }
-    assert_eq!(b.book.tick(T0 + 901 * SEC), restored.tick(T0 + 901 * SEC));
+    let at = T0 + 901 * SEC;
+    let ours: Vec<Emit> = b
+        .book
+        .tick(at)
+        .into_iter()
+        .chain(b.book.finish_batch(at))
+        .collect();
+    let theirs: Vec<Emit> = (restored.tick(at).into_iter())
+        .chain(restored.finish_batch(at))
+        .collect();
+    assert_eq!(ours, theirs);
     assert_eq!(export(&mut b.book), export(&mut restored));
 }
 
