@@ -18,9 +18,12 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_transfer uuid;
 BEGIN
+    -- A lookup by primary key per new entry. (Written as a join, the planner, which has no
+    -- statistics for a transition table, chose a hash join over a scan of every transfer.)
     SELECT e.transfer_id INTO v_transfer
-    FROM new_entries e JOIN ledger_transfers t ON t.id = e.transfer_id
-    WHERE t.xmin <> pg_current_xact_id()::xid
+    FROM new_entries e
+    WHERE (SELECT t.xmin FROM ledger_transfers t WHERE t.id = e.transfer_id)
+          <> pg_current_xact_id()::xid
     LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'ledger transfer % is already committed: no entry can be added to it',

@@ -86,11 +86,7 @@ pub async fn all(
     // One listener feeds the payment pages' and the traders' streams.
     let changes = OrderChanges::listening(&pool, &stop);
     let admin_state = jivapay_admin::AppState::new(settings, pool.clone(), schemas.clone())?
-        .with_commands(RecordProducer::new(
-            &broker,
-            schemas.clone(),
-            "jivapay-admin",
-        )?)
+        .with_commands(RecordProducer::shared(&broker, schemas.clone())?)
         .with_changes(changes.clone());
     let relay = spawn_outbox_relay(&broker, &pool, &schemas, stop.clone())?;
     let sinks: Vec<_> = [SinkKind::Ledger, SinkKind::Projection, SinkKind::Callbacks]
@@ -249,7 +245,7 @@ async fn ingest_state(
     );
     Ok(jivapay_ingest::IngestState {
         pool: pool.clone(),
-        producer: RecordProducer::new(broker, schemas.clone(), "jivapay-ingest")?,
+        producer: RecordProducer::shared(broker, schemas.clone())?,
         data_key: std::sync::Arc::new(jivapay_admin::crypto::DataKey::from_settings(
             settings.security.data_key.as_ref(),
         )?),
@@ -270,11 +266,7 @@ pub async fn admin(settings: &Settings, stop: CancellationToken) -> anyhow::Resu
     let schemas = schema_registry::load(&settings.schema_registry).await?;
     let pool = db::connect(&settings.database).await?;
     let state = jivapay_admin::AppState::new(settings, pool.clone(), schemas.clone())?
-        .with_commands(RecordProducer::new(
-            &broker,
-            schemas.clone(),
-            "jivapay-admin",
-        )?)
+        .with_commands(RecordProducer::shared(&broker, schemas.clone())?)
         .with_changes(OrderChanges::listening(&pool, &stop));
     let relay = spawn_outbox_relay(&broker, &pool, &schemas, stop.clone())?;
     let readiness = Readiness::default().with_database(pool).with_broker(broker);
@@ -297,7 +289,7 @@ fn spawn_outbox_relay(
     schemas: &jivapay_schemas::SchemaRegistry,
     stop: CancellationToken,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let producer = RecordProducer::new(broker, schemas.clone(), "jivapay-outbox-relay")?;
+    let producer = RecordProducer::shared(broker, schemas.clone())?;
     Ok(tokio::spawn(jivapay_admin::outbox::relay::run(
         pool.clone(),
         producer,

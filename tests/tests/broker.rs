@@ -1,7 +1,8 @@
 //! Against both brokers (embedded mock cluster and Tansu): topics from the catalogue are created
 //! with their partition counts, idempotently; a keyed record lands on the partition the Java
 //! client would pick and is consumed from there by a consumer group; committed offsets survive
-//! a consumer restart; a malformed record is dead-lettered, not fatal.
+//! a consumer restart; a malformed record is dead-lettered, not fatal; the components of one
+//! process share one producer.
 
 use jivapay_platform::kafka::{Broker, RecordConsumer, RecordProducer};
 use jivapay_schemas::records::{DeadLetter, OrderEvent};
@@ -224,6 +225,33 @@ async fn a_malformed_record_is_dead_lettered_and_skipped(kind: BrokerKind) {
     producer.close(Duration::from_secs(5)).unwrap();
 }
 
+async fn components_of_one_process_share_one_producer(kind: BrokerKind) {
+    let broker = broker(kind).await;
+    let topic = test_topic(&broker, "shared", 1).await;
+    let registry = registry();
+    let gateway = RecordProducer::shared(&broker, registry.clone()).unwrap();
+    let processor = RecordProducer::shared(&broker.clone(), registry.clone()).unwrap();
+    let own = RecordProducer::new(&broker, registry.clone(), "test-own").unwrap();
+    assert!(gateway.shares_client_with(&processor));
+    assert!(!gateway.shares_client_with(&own));
+
+    // Both senders' records arrive, each acknowledged to its own sender.
+    let (first, second) = (event(1), event(2));
+    let a = gateway.send(topic, "a", &first).await.unwrap();
+    let b = processor.send(topic, "b", &second).await.unwrap();
+    assert_eq!(b.offset, a.offset + 1);
+    let consumer =
+        RecordConsumer::subscribe(&broker, registry, &unique_group("shared"), &[topic]).unwrap();
+    let got: Vec<OrderEvent> = vec![
+        receive(&consumer).await.value.expect("a value"),
+        receive(&consumer).await.value.expect("a value"),
+    ];
+    assert_eq!(got, vec![first, second]);
+    consumer.close().unwrap();
+    gateway.close(Duration::from_secs(5)).unwrap();
+    own.close(Duration::from_secs(5)).unwrap();
+}
+
 macro_rules! on_both_brokers {
     ($($test:ident),* $(,)?) => {
         mod embedded {
@@ -250,4 +278,5 @@ on_both_brokers!(
     a_topic_with_another_partition_count_is_refused,
     keyed_records_land_on_the_java_partition_and_offsets_survive_a_restart,
     a_malformed_record_is_dead_lettered_and_skipped,
+    components_of_one_process_share_one_producer,
 );

@@ -7,15 +7,21 @@ use jivapay_schemas::TopicSpec;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::FutureProducer;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A reachable broker: external, or embedded in this process (then kept alive by this value).
 #[derive(Clone)]
 pub struct Broker {
     bootstrap: String,
+    /// The process's one producer ([`Broker::shared_producer`]), made on first use. Declared
+    /// before `embedded`, so that it is dropped before the embedded broker it talks to.
+    producer: Arc<Mutex<Option<FutureProducer>>>,
+    /// `client.id` of the shared producer: `jivapay-<component>`.
+    client_id: String,
     embedded: Option<Arc<EmbeddedBroker>>,
     timeout: Duration,
 }
@@ -42,12 +48,14 @@ impl Broker {
                     component: component.into(),
                 });
             }
-            return Self::embedded(timeout);
+            return Ok(Self {
+                client_id: format!("jivapay-{component}"),
+                ..Self::embedded(timeout)?
+            });
         }
         let broker = Self {
-            bootstrap: settings.brokers.trim().into(),
-            embedded: None,
-            timeout,
+            client_id: format!("jivapay-{component}"),
+            ..Self::at(settings.brokers.trim(), None, timeout)
         };
         broker.check_reachable().await?;
         Ok(broker)
@@ -56,22 +64,38 @@ impl Broker {
     /// Starts an embedded broker (for `jivapay all` and tests).
     pub fn embedded(timeout: Duration) -> Result<Self, StartupError> {
         let embedded = EmbeddedBroker::start().map_err(StartupError::Kafka)?;
-        Ok(Self {
-            bootstrap: embedded.bootstrap_servers().to_owned(),
-            embedded: Some(Arc::new(embedded)),
-            timeout,
-        })
+        let bootstrap = embedded.bootstrap_servers().to_owned();
+        Ok(Self::at(&bootstrap, Some(Arc::new(embedded)), timeout))
     }
 
     /// An external broker at `bootstrap`, checked for reachability.
     pub async fn external(bootstrap: &str, timeout: Duration) -> Result<Self, StartupError> {
-        let broker = Self {
-            bootstrap: bootstrap.into(),
-            embedded: None,
-            timeout,
-        };
+        let broker = Self::at(bootstrap, None, timeout);
         broker.check_reachable().await?;
         Ok(broker)
+    }
+
+    fn at(bootstrap: &str, embedded: Option<Arc<EmbeddedBroker>>, timeout: Duration) -> Self {
+        Self {
+            bootstrap: bootstrap.into(),
+            producer: Arc::default(),
+            client_id: "jivapay".into(),
+            embedded,
+            timeout,
+        }
+    }
+
+    /// The producer every component of this process shares (librdkafka's advice: one per
+    /// process). Made on first use; clones share one client, its batches and its threads.
+    pub fn shared_producer(&self) -> Result<FutureProducer, rdkafka::error::KafkaError> {
+        let mut slot = self.producer.lock().expect("producer lock");
+        if let Some(producer) = slot.as_ref() {
+            return Ok(producer.clone());
+        }
+        let producer: FutureProducer =
+            super::client_config::producer_config(&self.bootstrap, &self.client_id).create()?;
+        *slot = Some(producer.clone());
+        Ok(producer)
     }
 
     pub fn bootstrap_servers(&self) -> &str {

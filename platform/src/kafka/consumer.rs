@@ -60,7 +60,7 @@ impl RecordConsumer {
         let consumer: StreamConsumer =
             consumer_config(broker.bootstrap_servers(), group, group).create()?;
         consumer.subscribe(topics)?;
-        let dead_letters = RecordProducer::new(broker, registry.clone(), &format!("{group}-dlq"))?;
+        let dead_letters = RecordProducer::shared(broker, registry.clone())?;
         Ok(Self {
             consumer,
             registry,

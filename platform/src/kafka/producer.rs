@@ -46,6 +46,25 @@ impl RecordProducer {
         Self::with_message_timeout(broker, registry, client_id, Duration::from_secs(30))
     }
 
+    /// The process's shared producer ([`Broker::shared_producer`]). Components of one process
+    /// (all of them in `jivapay all`) then send a partition's records in one batch per request
+    /// instead of one batch each: fewer requests, fewer client threads, and on the embedded
+    /// broker fewer message sets, which its fetches walk one by one (docs/benchmarks.md).
+    pub fn shared(broker: &Broker, registry: SchemaRegistry) -> Result<Self, KafkaError> {
+        Ok(Self {
+            producer: broker.shared_producer()?,
+            registry,
+        })
+    }
+
+    /// Whether both send through the same librdkafka client.
+    pub fn shares_client_with(&self, other: &RecordProducer) -> bool {
+        std::ptr::eq(
+            self.producer.client().native_ptr(),
+            other.producer.client().native_ptr(),
+        )
+    }
+
     /// A producer whose sends fail after `timeout` without an acknowledgement (librdkafka
     /// retries within it).
     pub fn with_message_timeout(

@@ -146,7 +146,7 @@ pub async fn run<P: Processor>(
             stage: make().name(),
         })?;
     consumer.subscribe(inputs)?;
-    let producer = RecordProducer::new(broker, registry.clone(), &config.group)?;
+    let producer = RecordProducer::shared(broker, registry.clone())?;
     let changelog_partitions = broker
         .partition_counts(&[changelog])
         .await
