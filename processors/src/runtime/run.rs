@@ -10,7 +10,7 @@ use jivapay_schemas::SchemaRegistry;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -270,14 +270,23 @@ pub async fn run<P: Processor>(
         for (slot, next) in &positions {
             covered.insert(slot.clone(), *next);
         }
-        let covered_offsets: Vec<InputOffset> = covered
-            .iter()
-            .map(|((topic, partition), offset)| InputOffset {
-                topic: topic.clone(),
-                partition: *partition,
-                offset: *offset,
-            })
-            .collect();
+        // A record carries the covered offsets of its own partition only: it is restored with
+        // the input partition of that number (co-partitioning), and an input changes only state
+        // of its own key, so offsets of other partitions would only make every record longer.
+        let mut covered_offsets: BTreeMap<i32, Vec<InputOffset>> = BTreeMap::new();
+        for ((topic, partition), offset) in &covered {
+            covered_offsets
+                .entry(*partition)
+                .or_default()
+                .push(InputOffset {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    offset: *offset,
+                });
+        }
+        for offsets in covered_offsets.values_mut() {
+            offsets.sort_by(|a, b| a.topic.cmp(&b.topic));
+        }
         let now = clock.now();
         let writes = changes.into_iter().map(|(key, state)| {
             // A state key may have sub-keys (`<store>/order/<id>`): the record goes to the
@@ -289,7 +298,7 @@ pub async fn run<P: Processor>(
                 state_key: key.clone(),
                 state,
                 state_schema_id: None,
-                covered_offsets: covered_offsets.clone(),
+                covered_offsets: covered_offsets.get(&partition).cloned().unwrap_or_default(),
                 marker: None,
                 written_at: now,
             };
