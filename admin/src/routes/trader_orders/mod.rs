@@ -58,14 +58,14 @@ struct OpenOrder {
     trader_id: Option<Uuid>,
 }
 
-/// Orders as their trader sees them (requisite masked); the caller adds the filter.
-const SELECT_ORDERS: &str =
-    "SELECT o.id AS order_id, o.status, o.fiat_amount AS amount, o.fiat_currency AS currency, o.payment_method,
-            o.crypto_amount, o.requisite_id,
-            CASE WHEN r.kind = 'card' THEN r.number_first6 || '******' || r.number_last4 ELSE '****' || r.number_last4 END
-                AS requisite_masked,
-            o.expires_at, o.created_at, o.trader_id
-     FROM orders o LEFT JOIN requisites r ON r.id = o.requisite_id";
+/// Orders as their trader sees them (requisite masked), from `o` (orders) and `r` (its
+/// requisite); the caller names the rows.
+const ORDER_COLUMNS: &str =
+    "o.id AS order_id, o.status, o.fiat_amount AS amount, o.fiat_currency AS currency, o.payment_method,
+     o.crypto_amount, o.requisite_id,
+     CASE WHEN r.kind = 'card' THEN r.number_first6 || '******' || r.number_last4 ELSE '****' || r.number_last4 END
+         AS requisite_masked,
+     o.expires_at, o.created_at, o.trader_id";
 
 /// Statuses in which an order is on the trader's list. The list's SQL also says
 /// `closed_at IS NULL`: that is the predicate of the partial index of unclosed orders by trader
@@ -86,7 +86,8 @@ fn trader_of(auth: &Authorized<TraderOrders>) -> ApiResult<Uuid> {
 /// The trader's open orders, oldest first (at most 500).
 async fn open_orders(state: &AppState, trader: Uuid) -> sqlx::Result<Vec<OpenOrder>> {
     sqlx::query_as(&format!(
-        "{SELECT_ORDERS} WHERE o.trader_id = $1 AND o.closed_at IS NULL
+        "SELECT {ORDER_COLUMNS} FROM orders o LEFT JOIN requisites r ON r.id = o.requisite_id
+         WHERE o.trader_id = $1 AND o.closed_at IS NULL
            AND o.status IN ('assigned', 'client_confirmed', 'disputed')
          ORDER BY o.created_at LIMIT 500"
     ))
@@ -100,15 +101,24 @@ async fn open_orders(state: &AppState, trader: Uuid) -> sqlx::Result<Vec<OpenOrd
 /// Looked up by id alone and the trader compared here: with `AND trader_id = $2` in SQL, a
 /// generic plan on a table without statistics yet walked the trader's index and filtered his
 /// every order by id — a cost that grew with the trader's history (found in the benchmark).
+/// One primary-key probe per id, whatever the statistics say: as `o.id = ANY($1)`, a plan
+/// cached while the table was small scanned all of it (and joined by hash) on every call
+/// until the next autoanalyze — at 500 orders/s a cost that grew with every order.
 async fn some_orders(
     state: &AppState,
     trader: Uuid,
     orders: &[Uuid],
 ) -> sqlx::Result<Vec<OpenOrder>> {
-    let found: Vec<OpenOrder> = sqlx::query_as(&format!("{SELECT_ORDERS} WHERE o.id = ANY($1)"))
-        .bind(orders)
-        .fetch_all(&state.pool)
-        .await?;
+    let found: Vec<OpenOrder> = sqlx::query_as(&format!(
+        "SELECT {ORDER_COLUMNS}
+         FROM (SELECT DISTINCT unnest($1::uuid[]) AS id) AS wanted
+         CROSS JOIN LATERAL (SELECT * FROM orders WHERE orders.id = wanted.id OFFSET 0) AS o
+         LEFT JOIN LATERAL (SELECT * FROM requisites WHERE requisites.id = o.requisite_id OFFSET 0) AS r
+             ON true"
+    ))
+    .bind(orders)
+    .fetch_all(&state.pool)
+    .await?;
     Ok(found
         .into_iter()
         .filter(|o| o.trader_id == Some(trader))
