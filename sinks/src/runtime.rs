@@ -29,26 +29,13 @@ pub enum SinkError {
 
 /// Writes records inside the batch's transaction.
 pub trait Sink<T: Sync>: Send + Sync {
-    fn write<'a>(
-        &'a self,
-        tx: &'a mut PgConnection,
-        record: &'a T,
-    ) -> impl Future<Output = sqlx::Result<()>> + Send + 'a;
-
-    /// Writes a batch's records in their order. One by one unless the sink does better: a
-    /// round trip per record is what bounds a sink's throughput.
+    /// Writes a batch's records, in their order, in a few set-based statements: a round trip
+    /// per record is what bounds a sink's throughput.
     fn write_batch<'a>(
         &'a self,
         tx: &'a mut PgConnection,
         records: &'a [&'a T],
-    ) -> impl Future<Output = sqlx::Result<()>> + Send + 'a {
-        async move {
-            for record in records {
-                self.write(tx, record).await?;
-            }
-            Ok(())
-        }
-    }
+    ) -> impl Future<Output = sqlx::Result<()>> + Send + 'a;
 }
 
 async fn stored_offset(

@@ -48,6 +48,15 @@ async fn transfer(
     tx.commit().await
 }
 
+/// The platform's USDT fee account and the external settlement account: the two sides of a
+/// simple transfer.
+async fn usdt_accounts(pool: &PgPool) -> (Uuid, Uuid) {
+    (
+        account(pool, "platform", "fees", "USDT").await,
+        account(pool, "external", "settlement", "USDT").await,
+    )
+}
+
 fn sqlstate(e: &sqlx::Error) -> String {
     e.as_database_error()
         .and_then(|d| d.code())
@@ -105,8 +114,7 @@ async fn migrations_apply_to_a_fresh_database_and_again() {
 #[tokio::test]
 async fn a_balanced_transfer_commits() {
     let db = TestDatabase::migrated().await;
-    let fees = account(&db.pool, "platform", "fees", "USDT").await;
-    let external = account(&db.pool, "external", "settlement", "USDT").await;
+    let (fees, external) = usdt_accounts(&db.pool).await;
     let id = Uuid::new_v4();
     transfer(
         &db.pool,
@@ -131,8 +139,7 @@ async fn a_balanced_transfer_commits() {
 #[tokio::test]
 async fn an_unbalanced_transfer_is_rejected_at_commit_and_leaves_nothing() {
     let db = TestDatabase::migrated().await;
-    let fees = account(&db.pool, "platform", "fees", "USDT").await;
-    let external = account(&db.pool, "external", "settlement", "USDT").await;
+    let (fees, external) = usdt_accounts(&db.pool).await;
     let id = Uuid::new_v4();
     let err = transfer(
         &db.pool,
@@ -155,8 +162,7 @@ async fn an_unbalanced_transfer_is_rejected_at_commit_and_leaves_nothing() {
 #[tokio::test]
 async fn no_entry_joins_a_committed_transfer() {
     let db = TestDatabase::migrated().await;
-    let fees = account(&db.pool, "platform", "fees", "USDT").await;
-    let external = account(&db.pool, "external", "settlement", "USDT").await;
+    let (fees, external) = usdt_accounts(&db.pool).await;
     let id = Uuid::new_v4();
     transfer(
         &db.pool,
@@ -250,8 +256,7 @@ async fn balance_is_per_currency() {
 #[tokio::test]
 async fn the_journal_is_append_only_and_replays_are_no_ops() {
     let db = TestDatabase::migrated().await;
-    let fees = account(&db.pool, "platform", "fees", "USDT").await;
-    let external = account(&db.pool, "external", "settlement", "USDT").await;
+    let (fees, external) = usdt_accounts(&db.pool).await;
     let id = Uuid::new_v4();
     transfer(
         &db.pool,

@@ -341,19 +341,21 @@ pub fn capacity_view(
     )
 }
 
-/// A fresh capacity with the next version.
+/// A fresh capacity with the next version, from the view just computed.
 pub fn publish_capacity(
     state: &mut TraderState,
-    ctx: &Ctx,
-    requisites: &BTreeSet<Uuid>,
+    trader_id: Uuid,
+    (free_deposit, requisites): CapacityView,
+    window: Window,
+    now: Millis,
 ) -> TraderCapacity {
     state.capacity_version = state.capacity_version.saturating_add(1);
-    state.published_day = Some(ctx.window.day);
+    state.published_day = Some(window.day);
     TraderCapacity {
-        trader_id: ctx.trader_id,
-        free_deposit: state.free_deposit(),
-        requisites: state.requisite_usage(requisites, ctx.window),
+        trader_id,
+        free_deposit,
+        requisites,
         version: state.capacity_version,
-        updated_at: ctx.now,
+        updated_at: now,
     }
 }

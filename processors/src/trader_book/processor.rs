@@ -159,23 +159,13 @@ impl Processor for TraderBookProcessor {
             let Some(state) = self.traders.get_mut(&trader_id) else {
                 continue;
             };
-            let trader = self.master.trader(trader_id);
-            let requisites = requisite_ids(trader.as_ref());
+            let requisites = requisite_ids(self.master.trader(trader_id).as_ref());
             let after = handlers::capacity_view(state, &requisites, window);
             if after == before && !state.needs_new_day_capacity(window) {
                 continue;
             }
-            let ctx = Ctx {
-                trader_id,
-                trader: trader.as_ref(),
-                settings: &settings,
-                window,
-                now,
-            };
             out.push(Emit::Capacity(handlers::publish_capacity(
-                state,
-                &ctx,
-                &requisites,
+                state, trader_id, after, window, now,
             )));
             self.dirty.insert(trader_id);
         }

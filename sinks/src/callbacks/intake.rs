@@ -85,14 +85,6 @@ pub struct CallbackIntake {
 }
 
 impl Sink<OrderEvent> for CallbackIntake {
-    async fn write<'a>(
-        &'a self,
-        tx: &'a mut PgConnection,
-        event: &'a OrderEvent,
-    ) -> sqlx::Result<()> {
-        self.write_batch(tx, &[event]).await
-    }
-
     /// Three statements per batch at most, whatever its size: the orders' own callback URLs,
     /// which events have somewhere to go, and their deliveries. Most batches of a store
     /// without a callback URL stop after the second.

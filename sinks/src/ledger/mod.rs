@@ -57,14 +57,6 @@ fn account_key(entry: &LedgerEntry) -> AccountKey {
 }
 
 impl Sink<LedgerTransfer> for LedgerSink {
-    async fn write<'a>(
-        &'a self,
-        tx: &'a mut PgConnection,
-        transfer: &'a LedgerTransfer,
-    ) -> sqlx::Result<()> {
-        self.write_batch(tx, &[transfer]).await
-    }
-
     /// Four statements per batch, whatever its size: the transfers (those not yet journaled
     /// go on), their accounts, their entries, and the balance changes summed per account.
     async fn write_batch<'a>(

@@ -66,14 +66,6 @@ fn millis(at: i64) -> chrono::DateTime<chrono::Utc> {
 }
 
 impl Sink<OrderEvent> for ProjectionSink {
-    async fn write<'a>(
-        &'a self,
-        tx: &'a mut PgConnection,
-        event: &'a OrderEvent,
-    ) -> sqlx::Result<()> {
-        self.write_batch(tx, &[event]).await
-    }
-
     /// Two statements per batch, whatever its size: the orders (one folded row each) and the
     /// events, as arrays.
     async fn write_batch<'a>(
