@@ -2,6 +2,7 @@
 //! operational HTTP endpoints (`/healthz`, `/readyz`, `/metrics`).
 
 pub mod db;
+pub mod group;
 pub mod http;
 pub mod kafka;
 pub mod order_changes;

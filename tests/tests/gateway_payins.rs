@@ -564,3 +564,45 @@ async fn simultaneous_payins_are_each_created_once() {
     assert_eq!(rows, 61);
     app.stop().await;
 }
+
+/// Payment pages load their views in shared queries: many at once (with repeats and an unknown
+/// token among them) must each still get their own order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_payment_views_each_show_their_own_order() {
+    let app = AdminApp::start_with_relay(false).await;
+    let gateway = Gateway::start(&app).await;
+    let store = Gateway::store(&app).await;
+    let mut payins = Vec::new();
+    for n in 0..20 {
+        payins.push(
+            gateway
+                .payin(&store, &format!("view-{n}"), &format!("{}", 1000 + n))
+                .await,
+        );
+    }
+    // Every page asked for three times, and one token nobody was given.
+    let mut tokens: Vec<String> = payins
+        .iter()
+        .flat_map(|p| std::iter::repeat_n(p.token.clone(), 3))
+        .collect();
+    tokens.push("A".repeat(43));
+    let paths: Vec<String> = tokens
+        .iter()
+        .map(|token| format!("/api/v1/payment/{token}"))
+        .collect();
+    let answers = futures::future::join_all(paths.iter().map(|path| gateway.get(None, path))).await;
+    for (n, payin) in payins.iter().enumerate() {
+        for (status, view) in &answers[n * 3..n * 3 + 3] {
+            assert_eq!(*status, 200, "{view}");
+            assert_eq!(view["order_id"], json!(payin.order_id.to_string()));
+            assert_eq!(view["amount"], json!(format!("{}.00", 1000 + n)), "{view}");
+        }
+    }
+    let (status, unknown) = answers.last().unwrap();
+    assert_eq!(
+        (*status, unknown["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "{unknown}"
+    );
+    app.stop().await;
+}

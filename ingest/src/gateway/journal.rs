@@ -3,26 +3,26 @@
 //! requests queue here and a writer inserts whatever has gathered in one statement, so the
 //! gateway pays one PostgreSQL round trip and one commit per batch instead of per request.
 //!
-//! A request waits at most for the batch in flight plus its own; the queue is bounded, so a
-//! database that falls behind slows the gateway down instead of growing memory. If a batch
-//! fails as a whole, its rows are tried one by one, so one bad row cannot fail the others.
+//! A request waits at most for the batch in flight plus its own (see
+//! [`jivapay_platform::group`], which also bounds the queue and runs a failed batch's rows one
+//! by one).
 
+use jivapay_platform::group::{Batch, Group, Shape};
 use rust_decimal::Decimal;
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, Mutex};
 use uuid::Uuid;
 
 type At = chrono::DateTime<chrono::Utc>;
 
-/// Requests waiting for a writer before new ones wait to be queued.
-const QUEUE: usize = 4096;
-/// Most rows one statement writes.
-const MAX_BATCH: usize = 512;
-/// Writers working at once: one fills its batch while the other's statement runs.
-const WRITERS: usize = 2;
+/// Two writers: one fills its batch while the other's statement runs.
+const SHAPE: Shape = Shape {
+    queue: 4096,
+    max_batch: 512,
+    workers: 2,
+};
 
 /// A pay-in as the journal keeps it.
 #[derive(Debug, Clone)]
@@ -41,70 +41,35 @@ pub struct NewRequest {
 /// `(store, external_order_id)` was already there.
 pub type Recorded = Option<(At, At)>;
 
-type Waiting = (NewRequest, oneshot::Sender<sqlx::Result<Recorded>>);
-
 pub struct Journal {
-    queue: mpsc::Sender<Waiting>,
+    group: Group<NewRequest, Recorded>,
+}
+
+/// One batch of the journal: an insert of the requests gathered.
+struct Insert {
+    pool: PgPool,
+    window: chrono::Duration,
+}
+
+impl Batch<NewRequest, Recorded> for Insert {
+    async fn run(&self, requests: Vec<NewRequest>) -> sqlx::Result<Vec<Recorded>> {
+        insert(&self.pool, self.window, &requests).await
+    }
 }
 
 impl Journal {
     /// Starts the writers; they stop once the journal is dropped and its queue is drained.
     /// `window` is the payment window new orders get.
     pub fn start(pool: PgPool, window: Duration) -> Arc<Self> {
-        let (queue, receiver) = mpsc::channel(QUEUE);
-        let receiver = Arc::new(Mutex::new(receiver));
         let window = chrono::Duration::from_std(window).unwrap_or(chrono::Duration::minutes(15));
-        for _ in 0..WRITERS {
-            tokio::spawn(write(pool.clone(), window, receiver.clone()));
-        }
-        Arc::new(Self { queue })
+        Arc::new(Self {
+            group: Group::start(SHAPE, Insert { pool, window }),
+        })
     }
 
     /// Writes `request` unless its key is already there.
     pub async fn record(&self, request: NewRequest) -> sqlx::Result<Recorded> {
-        let (done, answer) = oneshot::channel();
-        self.queue
-            .send((request, done))
-            .await
-            .map_err(|_| sqlx::Error::PoolClosed)?;
-        answer.await.map_err(|_| sqlx::Error::PoolClosed)?
-    }
-}
-
-/// One writer: takes what has gathered (up to [`MAX_BATCH`]) and writes it.
-async fn write(
-    pool: PgPool,
-    window: chrono::Duration,
-    receiver: Arc<Mutex<mpsc::Receiver<Waiting>>>,
-) {
-    loop {
-        let mut batch = Vec::new();
-        {
-            let mut receiver = receiver.lock().await;
-            if receiver.recv_many(&mut batch, MAX_BATCH).await == 0 {
-                return;
-            }
-        }
-        let (requests, waiting): (Vec<NewRequest>, Vec<_>) = batch.into_iter().unzip();
-        match insert(&pool, window, &requests).await {
-            Ok(recorded) => {
-                for (done, result) in waiting.into_iter().zip(recorded) {
-                    done.send(Ok(result)).ok();
-                }
-            }
-            Err(e) if requests.len() > 1 => {
-                tracing::warn!(error = %e, rows = requests.len(), "gateway journal batch failed; writing its rows one by one");
-                for (request, done) in requests.iter().zip(waiting) {
-                    let result = insert(&pool, window, std::slice::from_ref(request)).await;
-                    done.send(result.map(|mut one| one.pop().flatten())).ok();
-                }
-            }
-            Err(e) => {
-                if let Some(done) = waiting.into_iter().next() {
-                    done.send(Err(e)).ok();
-                }
-            }
-        }
+        self.group.call(request).await
     }
 }
 
