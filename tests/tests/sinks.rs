@@ -240,6 +240,30 @@ async fn the_projection_applies_each_event_once_and_never_goes_back() {
         "the late replay of ASSIGNED changed nothing"
     );
     assert_eq!(app.count("order_events").await, 3);
+    // The timeline states the assignment once, on the event that made it.
+    let payloads: Vec<(String, serde_json::Value)> = sqlx::query_as(
+        "SELECT event_type, payload FROM order_events WHERE order_id = $1 ORDER BY version",
+    )
+    .bind(order_id)
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        payloads,
+        vec![
+            ("created".to_owned(), serde_json::json!({})),
+            (
+                "assigned".to_owned(),
+                serde_json::json!({
+                    "trader_id": trader.trader_id.unwrap(),
+                    "requisite_id": requisite_id,
+                    "rate": "92.50000000",
+                    "crypto_amount": "54.054054",
+                })
+            ),
+            ("completed".to_owned(), serde_json::json!({})),
+        ]
+    );
     // The gateway's view of it follows the projection.
     producer.close(Duration::from_secs(5)).ok();
     app.stop().await;

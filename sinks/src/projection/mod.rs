@@ -176,27 +176,51 @@ async fn upsert_orders(tx: &mut PgConnection, rows: &[OrderRow]) -> sqlx::Result
     Ok(())
 }
 
+/// What an event adds to the timeline beyond its kind and status: only what is set, and the
+/// assignment (trader, requisite, rate, amount in USDT, candidates) only on the event that
+/// makes it — the later events of the order would repeat it, and the `orders` row holds the
+/// current one. Most events therefore store `{}`.
+fn timeline_payload(event: &OrderEvent) -> serde_json::Value {
+    let mut payload = serde_json::Map::new();
+    let mut put = |key: &str, value: serde_json::Value| {
+        if !value.is_null() {
+            payload.insert(key.to_owned(), value);
+        }
+    };
+    put("reason_code", serde_json::json!(event.reason_code));
+    put("reason_detail", serde_json::json!(event.reason_detail));
+    if matches!(
+        event.kind,
+        OrderEventKind::Assigned | OrderEventKind::NoRequisite
+    ) {
+        put("trader_id", serde_json::json!(event.trader_id));
+        put("requisite_id", serde_json::json!(event.requisite_id));
+        put("crypto_amount", serde_json::json!(event.crypto_amount));
+        put("rate", serde_json::json!(event.rate));
+        if !event.candidates.is_empty() {
+            put(
+                "candidates",
+                event
+                    .candidates
+                    .iter()
+                    .map(|c| {
+                        serde_json::json!({
+                            "trader_id": c.trader_id,
+                            "requisite_id": c.requisite_id,
+                            "outcome": format!("{:?}", c.outcome).to_lowercase(),
+                            "reason_code": c.reason_code,
+                        })
+                    })
+                    .collect(),
+            );
+        }
+    }
+    serde_json::Value::Object(payload)
+}
+
 /// The order timeline: every event once (by its id), with what support reads on it.
 async fn insert_events(tx: &mut PgConnection, events: &[&OrderEvent]) -> sqlx::Result<()> {
-    let payloads: Vec<serde_json::Value> = events
-        .iter()
-        .map(|event| {
-            serde_json::json!({
-                "reason_code": event.reason_code,
-                "reason_detail": event.reason_detail,
-                "trader_id": event.trader_id,
-                "requisite_id": event.requisite_id,
-                "crypto_amount": event.crypto_amount,
-                "rate": event.rate,
-                "candidates": event.candidates.iter().map(|c| serde_json::json!({
-                    "trader_id": c.trader_id,
-                    "requisite_id": c.requisite_id,
-                    "outcome": format!("{:?}", c.outcome).to_lowercase(),
-                    "reason_code": c.reason_code,
-                })).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
+    let payloads: Vec<serde_json::Value> = events.iter().map(|e| timeline_payload(e)).collect();
     sqlx::query(
         "INSERT INTO order_events (event_id, order_id, version, event_type, status, actor_kind, occurred_at, payload)
          SELECT event_id, order_id, version, event_type, status, 'system', occurred_at, payload
