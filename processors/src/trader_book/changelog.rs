@@ -13,7 +13,7 @@ use super::state::{OpenOrder, TraderState};
 use crate::core::Millis;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// One open order's record.
@@ -48,10 +48,11 @@ fn order_key(trader_id: Uuid, order_id: Uuid) -> String {
 }
 
 /// The records of a changed trader: its own, and those of the orders that changed since they
-/// were last written (`written` is updated).
+/// were last written (`written` is updated). Only orders touched since the last call are
+/// compared with what was written, so a batch costs what it changed, not what is open.
 pub fn changes(
     trader_id: Uuid,
-    state: Option<&TraderState>,
+    state: Option<&mut TraderState>,
     written: &mut BTreeMap<Uuid, Written>,
 ) -> Vec<(String, Option<Vec<u8>>)> {
     let Some(state) = state else {
@@ -67,23 +68,20 @@ pub fn changes(
         trader_id.to_string(),
         Some(changelog_codec::encode_trader(state)),
     )];
-    let ids: BTreeSet<Uuid> = state
-        .orders
-        .keys()
-        .chain(state.holds.keys())
-        .chain(written.keys())
-        .copied()
-        .collect();
+    let mut ids = state.orders.take_touched();
+    ids.append(&mut state.holds.take_touched());
     for order_id in ids {
         let record = OrderRecord {
             order: state.orders.get(&order_id).cloned(),
-            hold: state.holds.get(&order_id).copied(),
+            hold: state.holds.get(&order_id),
         };
         let now = Written::of(&record);
-        if written.get(&order_id) == Some(&now) {
+        let gone = record.order.is_none() && record.hold.is_none();
+        // Unchanged since written, or opened and closed between two writes.
+        if written.get(&order_id) == Some(&now) || (gone && !written.contains_key(&order_id)) {
             continue;
         }
-        let value = if record.order.is_none() && record.hold.is_none() {
+        let value = if gone {
             written.remove(&order_id);
             None
         } else {

@@ -12,7 +12,6 @@ use jivapay_schemas::records::{
 };
 use jivapay_schemas::topics::{ORDERS_ROUTED, TRADER_COMMANDS, TRADER_POSTINGS};
 use jivapay_schemas::SchemaRegistry;
-use std::collections::BTreeMap;
 use uuid::Uuid;
 
 type Changelog = Vec<(String, Option<Vec<u8>>)>;
@@ -235,7 +234,7 @@ fn a_trader_record_round_trips_with_full_dedup_lists_and_keeps_decimal_scales() 
     let back = decode_trader(&encode_trader(state)).unwrap();
     let without_orders = TraderState {
         orders: Default::default(),
-        holds: BTreeMap::new(),
+        holds: Default::default(),
         ..state.clone()
     };
     assert_eq!(back, without_orders);

@@ -34,6 +34,7 @@ mod changelog;
 mod changelog_codec;
 mod eligibility;
 mod handlers;
+mod holds;
 mod machine;
 mod open_orders;
 mod processor;

@@ -17,6 +17,9 @@ pub struct OpenOrders {
     /// `(deadline, order id)` of every order with a deadline: the earliest first, and ties
     /// in order-id order, the order in which due timers fire.
     timers: BTreeSet<(Millis, Uuid)>,
+    /// Orders inserted, changed or removed since [`OpenOrders::take_touched`]: what the
+    /// changelog may have to write, without comparing every open order.
+    touched: BTreeSet<Uuid>,
 }
 
 impl OpenOrders {
@@ -32,10 +35,6 @@ impl OpenOrders {
         self.by_id.iter()
     }
 
-    pub fn keys(&self) -> impl Iterator<Item = &Uuid> {
-        self.by_id.keys()
-    }
-
     pub fn values(&self) -> impl Iterator<Item = &OpenOrder> {
         self.by_id.values()
     }
@@ -46,6 +45,7 @@ impl OpenOrders {
 
     pub fn insert(&mut self, id: Uuid, order: OpenOrder) {
         self.remove(&id);
+        self.touched.insert(id);
         if let Some(deadline) = order.deadline {
             self.timers.insert((deadline, id));
         }
@@ -57,6 +57,7 @@ impl OpenOrders {
         if let Some(deadline) = order.deadline {
             self.timers.remove(&(deadline, *id));
         }
+        self.touched.insert(*id);
         Some(order)
     }
 
@@ -70,7 +71,13 @@ impl OpenOrders {
         if let Some(deadline) = order.deadline {
             self.timers.insert((deadline, *id));
         }
+        self.touched.insert(*id);
         Some(result)
+    }
+
+    /// The orders touched since the last call.
+    pub fn take_touched(&mut self) -> BTreeSet<Uuid> {
+        std::mem::take(&mut self.touched)
     }
 
     /// The earliest timer of any open order.

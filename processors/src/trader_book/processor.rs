@@ -178,7 +178,7 @@ impl Processor for TraderBookProcessor {
             let written = self.written.entry(trader_id).or_default();
             out.extend(changelog::changes(
                 trader_id,
-                self.traders.get(&trader_id),
+                self.traders.get_mut(&trader_id),
                 written,
             ));
         }

@@ -4,6 +4,7 @@
 //! bounded dedup list. Serde JSON is the changelog's older encoding, still read on restore.
 
 use super::calendar::Window;
+use super::holds::Holds;
 use super::machine::OrderState;
 use super::open_orders::OpenOrders;
 use crate::core::Millis;
@@ -24,7 +25,7 @@ pub struct TraderState {
     /// USDT on deposit (the ledger's trader available account as the book knows it).
     pub(crate) balance: Decimal,
     /// USDT held by order id: from assignment until released or captured.
-    pub(crate) holds: BTreeMap<Uuid, Decimal>,
+    pub(crate) holds: Holds,
     /// Orders not yet terminal, by order id, with their timers.
     pub(crate) orders: OpenOrders,
     /// Counters by requisite id.
@@ -157,9 +158,7 @@ impl TraderState {
 
     /// USDT held for orders.
     pub fn held(&self) -> Decimal {
-        self.holds
-            .values()
-            .fold(Decimal::ZERO, |sum, h| sum.saturating_add(*h))
+        self.holds.total()
     }
 
     /// What new orders may still hold: balance − holds.
@@ -168,7 +167,7 @@ impl TraderState {
     }
 
     pub fn hold(&self, order_id: Uuid) -> Option<Decimal> {
-        self.holds.get(&order_id).copied()
+        self.holds.get(&order_id)
     }
 
     pub fn open_order(&self, order_id: Uuid) -> Option<&OpenOrder> {
