@@ -82,7 +82,7 @@ impl Gateway {
             limits: Default::default(),
             changes: app.state.changes.clone(),
             views: Arc::new(jivapay_ingest::payment_page::view::ViewLoader::start(
-                app.db.pool.clone(),
+                &app.db.pool,
             )),
             journal: jivapay_ingest::gateway::journal::Journal::start(
                 app.db.pool.clone(),

@@ -65,6 +65,20 @@ pub struct ViewLoader {
     group: Group<String, Option<ViewRow>>,
 }
 
+/// The views of the tokens in `$1`, each token once. Each token is probed by its index
+/// (LATERAL … OFFSET 0 cannot be turned into a join): a plan cached while the tables were
+/// small would otherwise hash-join them whole on every batch as they grow.
+pub const VIEWS_BY_TOKEN: &str =
+    "SELECT g.payment_token AS token, g.order_id, coalesce(o.status, 'created') AS status, g.fiat_amount,
+            g.fiat_currency, g.payment_method, coalesce(o.expires_at, g.expires_at) AS expires_at, o.trader_id,
+            r.kind, r.number_ciphertext, r.holder_name, b.name AS bank
+     FROM (SELECT DISTINCT unnest($1::text[]) AS token) AS wanted
+     CROSS JOIN LATERAL
+         (SELECT * FROM gateway_requests WHERE payment_token = wanted.token OFFSET 0) AS g
+     LEFT JOIN LATERAL (SELECT * FROM orders WHERE orders.id = g.order_id OFFSET 0) AS o ON true
+     LEFT JOIN requisites r ON r.id = o.requisite_id
+     LEFT JOIN banks b ON b.id = r.bank_id";
+
 /// Reads all views whose tokens were asked for at once.
 struct ViewQuery {
     pool: PgPool,
@@ -72,19 +86,10 @@ struct ViewQuery {
 
 impl Batch<String, Option<ViewRow>> for ViewQuery {
     async fn run(&self, tokens: Vec<String>) -> sqlx::Result<Vec<Option<ViewRow>>> {
-        let rows: Vec<ViewRow> = sqlx::query_as(
-            "SELECT g.payment_token AS token, g.order_id, coalesce(o.status, 'created') AS status, g.fiat_amount,
-                    g.fiat_currency, g.payment_method, coalesce(o.expires_at, g.expires_at) AS expires_at, o.trader_id,
-                    r.kind, r.number_ciphertext, r.holder_name, b.name AS bank
-             FROM gateway_requests g
-             LEFT JOIN orders o ON o.id = g.order_id
-             LEFT JOIN requisites r ON r.id = o.requisite_id
-             LEFT JOIN banks b ON b.id = r.bank_id
-             WHERE g.payment_token = ANY($1)",
-        )
-        .bind(&tokens)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<ViewRow> = sqlx::query_as(VIEWS_BY_TOKEN)
+            .bind(&tokens)
+            .fetch_all(&self.pool)
+            .await?;
         let by_token: HashMap<&str, &ViewRow> =
             rows.iter().map(|row| (row.token.as_str(), row)).collect();
         // The same token may be asked for twice in one batch (a stream and a confirmation).
@@ -96,12 +101,15 @@ impl Batch<String, Option<ViewRow>> for ViewQuery {
 }
 
 impl ViewLoader {
-    pub fn start(pool: PgPool) -> Self {
+    /// Loads through connections of its own, one per worker, that keep one plan of the
+    /// batch query (see [`jivapay_platform::db::generic_plan_pool`]).
+    pub fn start(pool: &PgPool) -> Self {
         const SHAPE: Shape = Shape {
             queue: 4096,
             max_batch: 256,
             workers: 2,
         };
+        let pool = jivapay_platform::db::generic_plan_pool(pool, SHAPE.workers as u32);
         Self {
             group: Group::start(SHAPE, ViewQuery { pool }),
         }
