@@ -3,7 +3,6 @@
 use crate::cache::GatewayCache;
 use crate::gateway::journal::Journal;
 use crate::limits::GatewayLimits;
-use crate::payment_page::view::ViewLoader;
 use crate::payment_page::ReceiptStore;
 use jivapay_admin::crypto::DataKey;
 use jivapay_platform::kafka::RecordProducer;
@@ -34,6 +33,4 @@ pub struct IngestState {
     /// Order changes for the payment streams (fed by a listener, see
     /// [`jivapay_platform::order_changes`]).
     pub changes: Arc<OrderChanges>,
-    /// Loads payment views, batched (see [`crate::payment_page::view`]).
-    pub views: Arc<ViewLoader>,
 }

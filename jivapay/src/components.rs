@@ -258,7 +258,6 @@ async fn ingest_state(
         cache,
         limits: Default::default(),
         changes: changes.clone(),
-        views: std::sync::Arc::new(jivapay_ingest::payment_page::view::ViewLoader::start(pool)),
     })
 }
 

@@ -52,23 +52,6 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, StartupError
         })
 }
 
-/// A small pool beside `pool` (same server and credentials) whose connections plan each
-/// statement once and keep that plan (`plan_cache_mode = force_generic_plan`). For a batched
-/// lookup whose array parameter changes length on every call: PostgreSQL otherwise finds a
-/// plan for the exact array cheaper each time and plans the statement again on every
-/// execution (milliseconds for a join of several tables, more than running it). Only for
-/// statements whose best plan does not depend on the values, such as probes by unique key.
-pub fn generic_plan_pool(pool: &PgPool, connections: u32) -> PgPool {
-    let options = (*pool.connect_options())
-        .clone()
-        .options([("plan_cache_mode", "force_generic_plan")]);
-    PgPoolOptions::new()
-        .max_connections(connections)
-        .acquire_timeout(pool.options().get_acquire_timeout())
-        .test_before_acquire(false)
-        .connect_lazy_with(options)
-}
-
 /// Applies every pending migration (idempotent).
 pub async fn migrate(pool: &PgPool) -> Result<(), StartupError> {
     MIGRATOR

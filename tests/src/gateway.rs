@@ -81,9 +81,6 @@ impl Gateway {
             cache,
             limits: Default::default(),
             changes: app.state.changes.clone(),
-            views: Arc::new(jivapay_ingest::payment_page::view::ViewLoader::start(
-                &app.db.pool,
-            )),
             journal: jivapay_ingest::gateway::journal::Journal::start(
                 app.db.pool.clone(),
                 Duration::from_secs(900),

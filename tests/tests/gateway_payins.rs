@@ -565,8 +565,8 @@ async fn simultaneous_payins_are_each_created_once() {
     app.stop().await;
 }
 
-/// Payment pages load their views in shared queries: many at once (with repeats and an unknown
-/// token among them) must each still get their own order.
+/// Many payment pages loaded at once (with repeats and an unknown token among them) each get
+/// their own order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simultaneous_payment_views_each_show_their_own_order() {
     let app = AdminApp::start_with_relay(false).await;
@@ -605,37 +605,4 @@ async fn simultaneous_payment_views_each_show_their_own_order() {
         "{unknown}"
     );
     app.stop().await;
-}
-
-/// The payment views' batch statement runs on connections that keep one plan of it: on an
-/// ordinary connection PostgreSQL plans a statement with an array parameter again on every
-/// execution, since a plan for the exact array always looks cheaper.
-#[tokio::test]
-async fn batched_lookups_are_planned_once_per_connection() {
-    let db = jivapay_tests::TestDatabase::migrated().await;
-    let batched = jivapay_ingest::payment_page::view::VIEWS_BY_TOKEN;
-    async fn plans(pool: &sqlx::PgPool, statement: &'static str) -> (i64, i64) {
-        let mut connection = pool.acquire().await.unwrap();
-        for n in 1..=8 {
-            let tokens: Vec<String> = (0..n).map(|i| format!("token-{i}")).collect();
-            sqlx::query(statement)
-                .bind(tokens)
-                .fetch_all(&mut *connection)
-                .await
-                .unwrap();
-        }
-        sqlx::query_as(
-            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
-        )
-        .bind(statement)
-        .fetch_one(&mut *connection)
-        .await
-        .unwrap()
-    }
-    let kept = jivapay_platform::db::generic_plan_pool(&db.pool, 1);
-    assert_eq!(plans(&kept, batched).await, (8, 0));
-    let (_, replanned) = plans(&db.pool, batched).await;
-    assert_eq!(replanned, 8, "an ordinary connection plans it every time");
-    kept.close().await;
-    db.drop_database().await;
 }
