@@ -8,7 +8,10 @@ use serde_norway::Value;
 use std::collections::HashMap;
 
 fn compose() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../compose/docker-compose.yml");
+    // The package's folder at run time (a binary reused from a shared target folder may have
+    // been built in another checkout).
+    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or(env!("CARGO_MANIFEST_DIR").into());
+    let path = format!("{dir}/../compose/docker-compose.yml");
     let text = std::fs::read_to_string(path).expect("compose/docker-compose.yml exists");
     let mut value: Value = serde_norway::from_str(&text).expect("valid YAML");
     value.apply_merge().expect("merge keys resolve");

@@ -13,7 +13,9 @@ fn registry() -> SchemaRegistry {
 }
 
 fn golden_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    // At run time: a test binary built from another checkout of the same sources is reused
+    // from a shared target folder, and its compile-time path may no longer exist.
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or(env!("CARGO_MANIFEST_DIR").into()))
         .join("golden")
         .join(format!("{name}.hex"))
 }

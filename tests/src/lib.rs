@@ -22,6 +22,15 @@ const HOW_TO_START: &str = "run the tests with `scripts/test`, or start the stac
     `scripts/stack start` and `eval \"$(scripts/stack env)\"`";
 
 /// The URL of the test cluster's maintenance database.
+/// A file of this package, found from the package's folder at run time: a test binary reused
+/// from a shared target folder may have been built in another checkout of the same sources.
+pub fn package_file(relative: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or(env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join(relative)
+}
+
 pub fn database_url() -> String {
     std::env::var("JIVAPAY_TEST_DATABASE_URL")
         .unwrap_or_else(|_| panic!("JIVAPAY_TEST_DATABASE_URL is not set: {HOW_TO_START}"))

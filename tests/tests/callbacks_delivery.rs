@@ -28,9 +28,10 @@ fn reference_verifies(
     signature: &str,
     body: &str,
 ) -> bool {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/verify_webhook.py");
+    let script = jivapay_tests::package_file("python/verify_webhook.py");
     let mut child = Command::new(python())
-        .args([script, secret])
+        .arg(script)
+        .arg(secret)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

@@ -236,9 +236,10 @@ async fn a_stock_confluent_consumer_decodes_our_topic() {
         .unwrap();
     producer.close(Duration::from_secs(5)).unwrap();
 
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/read_topic.py");
+    let script = jivapay_tests::package_file("python/read_topic.py");
     let output = tokio::process::Command::new(confluent_python())
-        .args([script, broker.bootstrap_servers(), &base, topic, "1", "60"])
+        .arg(script)
+        .args([broker.bootstrap_servers(), &base, topic, "1", "60"])
         .output()
         .await
         .unwrap();

@@ -2,7 +2,6 @@
 //! here in a folder and on ports of its own, beside the stack the rest of the suite uses.
 
 use std::net::TcpListener;
-use std::path::Path;
 use std::process::{Command, Output};
 
 fn free_port() -> u16 {
@@ -49,7 +48,7 @@ impl Stack {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/stack");
+        let script = jivapay_tests::package_file("../scripts/stack");
         let output = Command::new(script)
             .args(args)
             .env("JIVAPAY_STACK_DIR", self.dir.0.join("stack"))
