@@ -18,8 +18,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 
 /// Runs one batch: answers per request, in the order given (exactly one per request).
 pub trait Batch<Request, Answer>: Send + Sync + 'static {
-    fn run(&self, requests: Vec<Request>)
-        -> impl Future<Output = sqlx::Result<Vec<Answer>>> + Send;
+    fn run(&self, requests: &[Request]) -> impl Future<Output = sqlx::Result<Vec<Answer>>> + Send;
 }
 
 /// How a [`Group`] works.
@@ -42,7 +41,7 @@ pub struct Group<Request, Answer> {
 
 impl<Request, Answer> Group<Request, Answer>
 where
-    Request: Clone + Send + 'static,
+    Request: Send + Sync + 'static,
     Answer: Send + 'static,
 {
     /// Starts `shape.workers` workers running `batch`.
@@ -71,7 +70,7 @@ where
     }
 }
 
-async fn work<Request: Clone, Answer>(
+async fn work<Request, Answer>(
     batch: Arc<impl Batch<Request, Answer>>,
     receiver: Arc<Mutex<mpsc::Receiver<Waiting<Request, Answer>>>>,
     max_batch: usize,
@@ -86,7 +85,7 @@ async fn work<Request: Clone, Answer>(
         }
         let (requests, waiting): (Vec<Request>, Vec<_>) = gathered.into_iter().unzip();
         let count = requests.len();
-        match batch.run(requests.clone()).await {
+        match batch.run(&requests).await {
             Ok(answers) if answers.len() == count => {
                 for (done, answer) in waiting.into_iter().zip(answers) {
                     done.send(Ok(answer)).ok();
@@ -105,11 +104,16 @@ async fn work<Request: Clone, Answer>(
             }
             Err(e) if count > 1 => {
                 tracing::warn!(error = %e, requests = count, "batch failed; running its requests one by one");
-                for (request, done) in requests.into_iter().zip(waiting) {
-                    let answer = batch.run(vec![request]).await.and_then(|mut one| {
-                        one.pop()
-                            .ok_or_else(|| sqlx::Error::Protocol("batch answer count".into()))
-                    });
+                for (request, done) in requests.iter().zip(waiting) {
+                    let answer =
+                        batch
+                            .run(std::slice::from_ref(request))
+                            .await
+                            .and_then(|mut one| {
+                                one.pop().ok_or_else(|| {
+                                    sqlx::Error::Protocol("batch answer count".into())
+                                })
+                            });
                     done.send(answer).ok();
                 }
             }
@@ -135,7 +139,7 @@ mod tests {
     }
 
     impl Batch<u32, u32> for Arc<Doubler> {
-        async fn run(&self, requests: Vec<u32>) -> sqlx::Result<Vec<u32>> {
+        async fn run(&self, requests: &[u32]) -> sqlx::Result<Vec<u32>> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             self.largest.fetch_max(requests.len(), Ordering::SeqCst);
             // Long enough that requests gather while a batch is in flight.

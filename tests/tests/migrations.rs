@@ -57,6 +57,23 @@ async fn usdt_accounts(pool: &PgPool) -> (Uuid, Uuid) {
     )
 }
 
+/// A migrated database with one committed USDT transfer of `amount` from the external
+/// settlement account to the platform's fees: the database, both accounts and the transfer id.
+async fn with_committed_transfer(amount: &str) -> (TestDatabase, Uuid, Uuid, Uuid) {
+    let db = TestDatabase::migrated().await;
+    let (fees, external) = usdt_accounts(&db.pool).await;
+    let id = Uuid::new_v4();
+    let debit = format!("-{amount}");
+    transfer(
+        &db.pool,
+        id,
+        &[(fees, "USDT", amount), (external, "USDT", &debit)],
+    )
+    .await
+    .expect("balanced transfer commits");
+    (db, fees, external, id)
+}
+
 fn sqlstate(e: &sqlx::Error) -> String {
     e.as_database_error()
         .and_then(|d| d.code())
@@ -113,19 +130,7 @@ async fn migrations_apply_to_a_fresh_database_and_again() {
 
 #[tokio::test]
 async fn a_balanced_transfer_commits() {
-    let db = TestDatabase::migrated().await;
-    let (fees, external) = usdt_accounts(&db.pool).await;
-    let id = Uuid::new_v4();
-    transfer(
-        &db.pool,
-        id,
-        &[
-            (fees, "USDT", "10.000000"),
-            (external, "USDT", "-10.000000"),
-        ],
-    )
-    .await
-    .expect("balanced transfer commits");
+    let (db, _, _, id) = with_committed_transfer("10.000000").await;
     let sum: rust_decimal::Decimal =
         sqlx::query_scalar("SELECT sum(amount) FROM ledger_entries WHERE transfer_id = $1")
             .bind(id)
@@ -161,16 +166,7 @@ async fn an_unbalanced_transfer_is_rejected_at_commit_and_leaves_nothing() {
 
 #[tokio::test]
 async fn no_entry_joins_a_committed_transfer() {
-    let db = TestDatabase::migrated().await;
-    let (fees, external) = usdt_accounts(&db.pool).await;
-    let id = Uuid::new_v4();
-    transfer(
-        &db.pool,
-        id,
-        &[(fees, "USDT", "7"), (external, "USDT", "-7")],
-    )
-    .await
-    .expect("balanced transfer commits");
+    let (db, fees, _, id) = with_committed_transfer("7").await;
     // A third entry would change a committed transfer: refused at once, not at commit.
     let err = sqlx::query(
         "INSERT INTO ledger_entries (transfer_id, entry_no, account_id, currency, amount)
@@ -255,16 +251,7 @@ async fn balance_is_per_currency() {
 
 #[tokio::test]
 async fn the_journal_is_append_only_and_replays_are_no_ops() {
-    let db = TestDatabase::migrated().await;
-    let (fees, external) = usdt_accounts(&db.pool).await;
-    let id = Uuid::new_v4();
-    transfer(
-        &db.pool,
-        id,
-        &[(fees, "USDT", "5"), (external, "USDT", "-5")],
-    )
-    .await
-    .unwrap();
+    let (db, fees, _, id) = with_committed_transfer("5").await;
 
     let err =
         sqlx::query("UPDATE ledger_entries SET amount = 6 WHERE transfer_id = $1 AND entry_no = 1")

@@ -52,8 +52,8 @@ struct Insert {
 }
 
 impl Batch<NewRequest, Recorded> for Insert {
-    async fn run(&self, requests: Vec<NewRequest>) -> sqlx::Result<Vec<Recorded>> {
-        insert(&self.pool, self.window, &requests).await
+    async fn run(&self, requests: &[NewRequest]) -> sqlx::Result<Vec<Recorded>> {
+        insert(&self.pool, self.window, requests).await
     }
 }
 
