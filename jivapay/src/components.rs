@@ -1,6 +1,8 @@
 //! The runners behind each subcommand. The fixed set of processors and sinks is registered in
 //! their crates (`PROCESSORS`, `SINKS`); here each role is wired to its dependencies.
 
+use crate::supervise::Loops;
+use jivapay_platform::health::Health;
 use jivapay_platform::http::{bind, ops_router, serve, Readiness};
 use jivapay_platform::kafka::{Broker, RecordProducer};
 use jivapay_platform::order_changes::OrderChanges;
@@ -11,6 +13,7 @@ use jivapay_processors::core::MasterData;
 use jivapay_processors::launch::master_data;
 use jivapay_processors::{check_co_partitioning, ProcessorKind, PROCESSORS};
 use jivapay_schemas::TOPICS;
+use jivapay_sinks::runtime::SinkLoop;
 use jivapay_sinks::{SinkKind, SINKS};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,7 +30,7 @@ pub const COMPONENT_COMMANDS: &[&str] = &[
     "sink ledger",
     "sink projection",
     "sink callbacks",
-    "sink audit",
+    "sink dead-letters",
 ];
 
 pub fn processor_names() -> Vec<&'static str> {
@@ -89,42 +92,37 @@ pub async fn all(
         .with_commands(RecordProducer::shared(&broker, schemas.clone())?)
         .with_changes(changes.clone());
     let relay = spawn_outbox_relay(&broker, &pool, &schemas, stop.clone())?;
-    let sinks: Vec<_> = [SinkKind::Ledger, SinkKind::Projection, SinkKind::Callbacks]
-        .into_iter()
-        .map(|kind| {
-            let group = format!("{}.sink.{}", settings.kafka.group_prefix, kind.name());
-            spawn_sink(
-                kind,
-                settings,
-                &broker,
-                &schemas,
-                &pool,
-                &group,
-                stop.clone(),
-            )
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?
-        .into_iter()
-        .flatten()
-        .collect();
+    let health = Health::default();
+    let mut loops = Loops::default();
+    for kind in SINKS {
+        let group = format!("{}.sink.{}", settings.kafka.group_prefix, kind.name());
+        spawn_sink(
+            &mut loops,
+            *kind,
+            settings,
+            (&broker, &schemas, &pool),
+            &group,
+            &health,
+            stop.clone(),
+        )?;
+    }
     let master = master_data(&broker, &schemas, stop.clone()).await?;
-    let processors: Vec<_> = PROCESSORS
-        .iter()
-        .map(|kind| {
-            spawn_processor(
-                *kind,
-                &broker,
-                &schemas,
-                &settings.kafka,
-                master.clone(),
-                stop.clone(),
-            )
-        })
-        .collect();
+    for kind in PROCESSORS {
+        spawn_processor(
+            &mut loops,
+            *kind,
+            (&broker, &schemas),
+            &settings.kafka,
+            master.clone(),
+            &health,
+            stop.clone(),
+        );
+    }
     let pool_for_ingest = pool.clone();
     let readiness = Readiness::default()
         .with_database(pool)
-        .with_broker(broker.clone());
+        .with_broker(broker.clone())
+        .with_loops(health);
     // Bound before printing, so the addresses shown are the real ones (port 0 picks a free one).
     let ingest_listener = bind(settings.http.ingest_addr).await?;
     let admin_listener = bind(settings.http.admin_addr).await?;
@@ -180,14 +178,14 @@ pub async fn all(
         jivapay_admin::router(admin_state, readiness),
         stop.clone(),
     );
-    let result = tokio::try_join!(ingest, admin).map(drop);
+    // A loop that fails stops the process (and it exits non-zero).
+    let result = tokio::select! {
+        served = async { tokio::try_join!(ingest, admin) } => served.map(drop),
+        failed = loops.failure(&stop) => Err(failed),
+    };
     stop.cancel();
     drop(relay.await);
-    for task in sinks.into_iter().chain(processors) {
-        if let Ok(Err(e)) = task.await {
-            tracing::error!(error = %e, "a component stopped with an error");
-        }
-    }
+    loops.join().await;
     // The embedded broker (if any) stops when the last handle to it is dropped, here.
     drop(broker);
     result
@@ -312,43 +310,62 @@ pub async fn processor(
     let broker = Broker::connect(&settings.kafka, false, &component).await?;
     let schemas = schema_registry::load(&settings.schema_registry).await?;
     check_co_partitioning(&broker, kind).await?;
-    let readiness = Readiness::default().with_broker(broker.clone());
+    let health = Health::default();
+    let readiness = Readiness::default()
+        .with_broker(broker.clone())
+        .with_loops(health.clone());
     let master = master_data(&broker, &schemas, stop.clone()).await?;
-    let work = spawn_processor(
+    let mut loops = Loops::default();
+    spawn_processor(
+        &mut loops,
         kind,
-        &broker,
-        &schemas,
+        (&broker, &schemas),
         &settings.kafka,
         master,
+        &health,
         stop.clone(),
     );
-    let served = bind_and_serve(
-        "processor",
-        settings.http.ops_addr,
-        ops_router(readiness),
-        stop.clone(),
-    )
-    .await;
+    serve_supervised(settings, readiness, loops, stop).await
+}
+
+/// Serves the ops endpoints of a one-component process until `stop`, or until its loop fails
+/// (then the error is the process's, which exits non-zero).
+async fn serve_supervised(
+    settings: &Settings,
+    readiness: Readiness,
+    mut loops: Loops,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let result = tokio::select! {
+        served = bind_and_serve("ops", settings.http.ops_addr, ops_router(readiness), stop.clone()) => served,
+        failed = loops.failure(&stop) => Err(failed),
+    };
     stop.cancel();
-    work.await??;
-    served
+    loops.join().await;
+    result
 }
 
 /// Starts one processor's loop until `stop`.
 fn spawn_processor(
+    loops: &mut Loops,
     kind: ProcessorKind,
-    broker: &Broker,
-    schemas: &jivapay_schemas::SchemaRegistry,
+    (broker, schemas): (&Broker, &jivapay_schemas::SchemaRegistry),
     kafka: &KafkaSettings,
     master: Arc<dyn MasterData>,
+    health: &Health,
     stop: CancellationToken,
-) -> tokio::task::JoinHandle<anyhow::Result<()>> {
-    let (broker, schemas, kafka) = (broker.clone(), schemas.clone(), kafka.clone());
-    tokio::spawn(async move {
-        jivapay_processors::launch::launch(kind, &broker, schemas, &kafka, master, stop)
+) {
+    let (broker, schemas, kafka, health) = (
+        broker.clone(),
+        schemas.clone(),
+        kafka.clone(),
+        health.clone(),
+    );
+    loops.spawn(format!("processor {}", kind.name()), async move {
+        jivapay_processors::launch::launch(kind, &broker, schemas, &kafka, master, health, stop)
             .await
             .map_err(Into::into)
-    })
+    });
 }
 
 pub async fn sink(settings: &Settings, name: &str, stop: CancellationToken) -> anyhow::Result<()> {
@@ -359,44 +376,37 @@ pub async fn sink(settings: &Settings, name: &str, stop: CancellationToken) -> a
     let broker = Broker::connect(&settings.kafka, false, &component).await?;
     let schemas = schema_registry::load(&settings.schema_registry).await?;
     let pool = db::connect(&settings.database).await?;
+    let health = Health::default();
     let readiness = Readiness::default()
         .with_database(pool.clone())
-        .with_broker(broker.clone());
+        .with_broker(broker.clone())
+        .with_loops(health.clone());
     let group = format!("{}.sink.{name}", settings.kafka.group_prefix);
-    let work = spawn_sink(
+    let mut loops = Loops::default();
+    spawn_sink(
+        &mut loops,
         kind,
         settings,
-        &broker,
-        &schemas,
-        &pool,
+        (&broker, &schemas, &pool),
         &group,
+        &health,
         stop.clone(),
     )?;
-    let served = bind_and_serve(
-        "sink",
-        settings.http.ops_addr,
-        ops_router(readiness),
-        stop.clone(),
-    )
-    .await;
-    stop.cancel();
-    if let Some(work) = work {
-        work.await??;
-    }
-    served
+    serve_supervised(settings, readiness, loops, stop).await
 }
 
-/// Starts a sink's loop; `None` for the sink whose work arrives with a later issue (audit),
-/// which for now only serves its ops endpoints.
+/// Starts a sink's loop until `stop`, reporting to `health` as `sink <name>`.
 fn spawn_sink(
+    loops: &mut Loops,
     kind: SinkKind,
     settings: &Settings,
-    broker: &Broker,
-    schemas: &jivapay_schemas::SchemaRegistry,
-    pool: &sqlx::PgPool,
+    (broker, schemas, pool): (&Broker, &jivapay_schemas::SchemaRegistry, &sqlx::PgPool),
     group: &str,
+    health: &Health,
     stop: CancellationToken,
-) -> anyhow::Result<Option<tokio::task::JoinHandle<anyhow::Result<()>>>> {
+) -> anyhow::Result<()> {
+    let component = format!("sink {}", kind.name());
+    let loop_health = health.register(component.clone());
     let (broker, schemas, pool, group) = (
         broker.clone(),
         schemas.clone(),
@@ -404,33 +414,46 @@ fn spawn_sink(
         group.to_owned(),
     );
     let topic = kind.inputs()[0];
-    Ok(match kind {
-        SinkKind::Ledger => Some(tokio::spawn(async move {
-            jivapay_sinks::runtime::run(
-                &broker,
-                schemas,
+    match kind {
+        SinkKind::Ledger => loops.spawn(component, async move {
+            let at = SinkLoop {
+                broker: &broker,
+                registry: schemas,
                 pool,
                 topic,
-                &group,
-                jivapay_sinks::ledger::LedgerSink,
-                stop,
-            )
-            .await
-            .map_err(Into::into)
-        })),
-        SinkKind::Projection => Some(tokio::spawn(async move {
-            jivapay_sinks::runtime::run(
-                &broker,
-                schemas,
+                group: &group,
+                health: loop_health,
+            };
+            Ok(jivapay_sinks::runtime::run(at, jivapay_sinks::ledger::LedgerSink, stop).await?)
+        }),
+        SinkKind::Projection => loops.spawn(component, async move {
+            let at = SinkLoop {
+                broker: &broker,
+                registry: schemas,
                 pool,
                 topic,
-                &group,
-                jivapay_sinks::projection::ProjectionSink,
-                stop,
+                group: &group,
+                health: loop_health,
+            };
+            Ok(
+                jivapay_sinks::runtime::run(at, jivapay_sinks::projection::ProjectionSink, stop)
+                    .await?,
             )
-            .await
-            .map_err(Into::into)
-        })),
+        }),
+        SinkKind::DeadLetters => loops.spawn(component, async move {
+            let at = SinkLoop {
+                broker: &broker,
+                registry: schemas,
+                pool,
+                topic,
+                group: &group,
+                health: loop_health,
+            };
+            Ok(
+                jivapay_sinks::runtime::run(at, jivapay_sinks::dead_letters::DeadLettersSink, stop)
+                    .await?,
+            )
+        }),
         SinkKind::Callbacks => {
             let data_key = std::sync::Arc::new(jivapay_admin::crypto::DataKey::from_settings(
                 settings.security.data_key.as_ref(),
@@ -444,22 +467,26 @@ fn spawn_sink(
                 std::sync::Arc::new(move |stored: &str| {
                     jivapay_admin::routes::stores::open_signing_secret(&data_key, stored)
                 });
-            Some(tokio::spawn(jivapay_sinks::callbacks::run(
-                broker,
-                schemas,
-                pool,
-                group,
-                jivapay_sinks::callbacks::Options {
-                    public_url,
-                    secrets,
-                    clock: jivapay_sinks::callbacks::system_clock(),
-                    sender: Default::default(),
-                },
-                stop,
-            )))
+            loops.spawn(
+                component,
+                jivapay_sinks::callbacks::run(
+                    broker,
+                    schemas,
+                    pool,
+                    group,
+                    jivapay_sinks::callbacks::Options {
+                        public_url,
+                        secrets,
+                        clock: jivapay_sinks::callbacks::system_clock(),
+                        sender: Default::default(),
+                    },
+                    loop_health,
+                    stop,
+                ),
+            )
         }
-        SinkKind::Audit => None,
-    })
+    }
+    Ok(())
 }
 
 pub async fn migrate(settings: &Settings) -> Result<(), StartupError> {

@@ -5,6 +5,7 @@ pub mod cli;
 mod components;
 mod demo;
 mod shutdown;
+mod supervise;
 
 pub use components::{processor_names, sink_names, COMPONENT_COMMANDS};
 

@@ -2,7 +2,9 @@
 //! operational HTTP endpoints (`/healthz`, `/readyz`, `/metrics`).
 
 pub mod db;
+pub mod failure;
 pub mod group;
+pub mod health;
 pub mod http;
 pub mod kafka;
 pub mod order_changes;

@@ -9,6 +9,7 @@ use crate::runtime::{run, RuntimeConfig, RuntimeError};
 use crate::tables::TableMasterData;
 use crate::trader_book::TraderBookProcessor;
 use crate::ProcessorKind;
+use jivapay_platform::health::Health;
 use jivapay_platform::kafka::{Broker, TableError};
 use jivapay_platform::settings::KafkaSettings;
 use jivapay_schemas::SchemaRegistry;
@@ -37,17 +38,20 @@ pub async fn master_data(
 }
 
 /// Runs processor `kind` until `stop` on `master` (see [`master_data`]), in consumer group
-/// `<group_prefix>.<name>`, as static member `instance_id` of it when the settings name one.
+/// `<group_prefix>.<name>`, as static member `instance_id` of it when the settings name one,
+/// reporting to `health` as `processor <name>`.
 pub async fn launch(
     kind: ProcessorKind,
     broker: &Broker,
     registry: SchemaRegistry,
     kafka: &KafkaSettings,
     master: Arc<dyn MasterData>,
+    health: Health,
     stop: CancellationToken,
 ) -> Result<(), LaunchError> {
     let config = RuntimeConfig {
         instance_id: kafka.instance_id.clone(),
+        health,
         ..RuntimeConfig::new(format!("{}.{}", kafka.group_prefix, kind.name()))
     };
     let clock = Arc::new(SystemClock);

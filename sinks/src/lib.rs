@@ -1,7 +1,8 @@
-//! The sinks: consumers that write PostgreSQL (ledger, order projection, audit) or call
+//! The sinks: consumers that write PostgreSQL (ledger, order projection, dead letters) or call
 //! merchants (callbacks). This module registers the fixed set of them and what they read.
 
 pub mod callbacks;
+pub mod dead_letters;
 pub mod ledger;
 pub mod projection;
 pub mod runtime;
@@ -13,7 +14,7 @@ pub enum SinkKind {
     Ledger,
     Projection,
     Callbacks,
-    Audit,
+    DeadLetters,
 }
 
 /// Every sink.
@@ -21,7 +22,7 @@ pub const SINKS: &[SinkKind] = &[
     SinkKind::Ledger,
     SinkKind::Projection,
     SinkKind::Callbacks,
-    SinkKind::Audit,
+    SinkKind::DeadLetters,
 ];
 
 impl SinkKind {
@@ -31,7 +32,7 @@ impl SinkKind {
             SinkKind::Ledger => "ledger",
             SinkKind::Projection => "projection",
             SinkKind::Callbacks => "callbacks",
-            SinkKind::Audit => "audit",
+            SinkKind::DeadLetters => "dead-letters",
         }
     }
 
@@ -45,7 +46,7 @@ impl SinkKind {
             SinkKind::Ledger => &[LEDGER_TRANSFERS],
             SinkKind::Projection => &[ORDERS_EVENTS],
             SinkKind::Callbacks => &[ORDERS_EVENTS],
-            SinkKind::Audit => &[ORDERS_EVENTS, TRADER_COMMANDS],
+            SinkKind::DeadLetters => &[DEAD_LETTERS],
         }
     }
 }

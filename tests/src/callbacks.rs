@@ -226,6 +226,7 @@ impl RunningSink {
                     ..SenderConfig::default()
                 },
             },
+            jivapay_platform::health::Health::default().register("sink callbacks"),
             stop.clone(),
         ));
         Self { stop, task }

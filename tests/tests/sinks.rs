@@ -4,12 +4,14 @@
 //! writes nothing twice.
 
 use jivapay_admin::auth::Role;
+use jivapay_platform::health::Health;
 use jivapay_platform::kafka::RecordProducer;
 use jivapay_schemas::records::*;
 use jivapay_schemas::samples;
 use jivapay_schemas::topics::{LEDGER_TRANSFERS, ORDERS_EVENTS};
 use jivapay_sinks::ledger::LedgerSink;
 use jivapay_sinks::projection::ProjectionSink;
+use jivapay_sinks::runtime::SinkLoop;
 use jivapay_tests::admin::AdminApp;
 use jivapay_tests::gateway::Gateway;
 use rust_decimal::Decimal;
@@ -100,11 +102,14 @@ async fn the_ledger_sink_journals_each_transfer_once() {
         );
         tokio::spawn(async move {
             jivapay_sinks::runtime::run(
-                &broker,
-                schemas,
-                pool,
-                LEDGER_TRANSFERS,
-                "ledger",
+                SinkLoop {
+                    broker: &broker,
+                    registry: schemas,
+                    pool,
+                    topic: LEDGER_TRANSFERS,
+                    group: "ledger",
+                    health: Health::default().register("sink ledger"),
+                },
                 LedgerSink,
                 stop,
             )
@@ -215,11 +220,14 @@ async fn the_projection_applies_each_event_once_and_never_goes_back() {
     let token = stop.clone();
     let sink = tokio::spawn(async move {
         jivapay_sinks::runtime::run(
-            &broker,
-            schemas,
-            pool,
-            ORDERS_EVENTS,
-            "projection",
+            SinkLoop {
+                broker: &broker,
+                registry: schemas,
+                pool,
+                topic: ORDERS_EVENTS,
+                group: "projection",
+                health: Health::default().register("sink projection"),
+            },
             ProjectionSink,
             token,
         )

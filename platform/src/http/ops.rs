@@ -1,5 +1,5 @@
-//! `/healthz` (the process is alive), `/readyz` (its dependencies answer) and `/metrics`
-//! (Prometheus text format).
+//! `/healthz` (the process is alive), `/readyz` (its dependencies answer and every loop of the
+//! process is running) and `/metrics` (Prometheus text format).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -18,11 +18,19 @@ pub type ReadinessCheck = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>>
 #[derive(Clone, Default)]
 pub struct Readiness {
     checks: Vec<(&'static str, ReadinessCheck)>,
+    /// The process's loops: one that is starting, retrying or stopped makes it not ready.
+    loops: crate::health::Health,
 }
 
 impl Readiness {
     pub fn with(mut self, name: &'static str, check: ReadinessCheck) -> Self {
         self.checks.push((name, check));
+        self
+    }
+
+    /// Reports the loops registered with `health`.
+    pub fn with_loops(mut self, health: crate::health::Health) -> Self {
+        self.loops = health;
         self
     }
 
@@ -73,12 +81,19 @@ async fn readyz(State(readiness): State<Readiness>) -> impl IntoResponse {
         };
         failures.insert((*name).into(), problem.into());
     }
-    if failures.is_empty() {
-        (StatusCode::OK, Json(json!({"status": "ready"})))
+    let loops = readiness.loops.reports();
+    let loops_down = loops
+        .iter()
+        .any(|l| l.state != crate::health::State::Running);
+    if failures.is_empty() && !loops_down {
+        (
+            StatusCode::OK,
+            Json(json!({"status": "ready", "loops": loops})),
+        )
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not ready", "failures": failures})),
+            Json(json!({"status": "not ready", "failures": failures, "loops": loops})),
         )
     }
 }

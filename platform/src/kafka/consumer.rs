@@ -1,18 +1,18 @@
-//! Consuming records in a consumer group, with dead-lettering: a record that cannot be decoded
-//! never stops the consumer. It is counted, logged with topic/partition/offset, copied to the
-//! `deadletters` topic and skipped.
+//! Consuming records in a consumer group. [`RecordConsumer::next`] dead-letters a record that
+//! cannot be decoded instead of stopping (tests and tools); the streaming loops read raw
+//! records and apply the failure policy themselves (`jivapay_platform::failure`).
 
 use super::broker::Broker;
 use super::client_config::consumer_config;
-use super::producer::{ProduceError, RecordProducer};
-use jivapay_schemas::records::DeadLetter;
-use jivapay_schemas::topics::DEAD_LETTERS;
+use super::context::{LoopContext, Rebalanced, STATISTICS_INTERVAL_MS};
+use super::dead_letters::DeadLetters;
+pub use super::dead_letters::RawRecord;
+use super::producer::ProduceError;
 use jivapay_schemas::{CodecError, Record, SchemaRegistry};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumeError {
@@ -20,16 +20,6 @@ pub enum ConsumeError {
     Kafka(#[from] KafkaError),
     #[error("dead-letter: {0}")]
     DeadLetter(#[from] ProduceError),
-}
-
-/// A record as read, before decoding.
-#[derive(Debug, Clone)]
-pub struct RawRecord {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-    pub key: Option<Vec<u8>>,
-    pub payload: Option<Vec<u8>>,
 }
 
 /// A decoded record. `value` is `None` for a tombstone (a deletion on a compacted topic).
@@ -43,9 +33,10 @@ pub struct Consumed<T> {
 }
 
 pub struct RecordConsumer {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<LoopContext>,
     registry: SchemaRegistry,
-    dead_letters: RecordProducer,
+    dead_letters: DeadLetters,
+    rebalanced: Rebalanced,
     group: String,
 }
 
@@ -57,20 +48,35 @@ impl RecordConsumer {
         group: &str,
         topics: &[&str],
     ) -> Result<Self, KafkaError> {
-        let consumer: StreamConsumer =
-            consumer_config(broker.bootstrap_servers(), group, group).create()?;
+        let mut config = consumer_config(broker.bootstrap_servers(), group, group);
+        config.set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
+        let context = LoopContext::new("jivapay_sink_consumer_lag", "sink", group);
+        let rebalanced = context.rebalanced();
+        let consumer: StreamConsumer<LoopContext> = config.create_with_context(context)?;
         consumer.subscribe(topics)?;
-        let dead_letters = RecordProducer::shared(broker, registry.clone())?;
+        let dead_letters = DeadLetters::new(broker, registry.clone(), group)?;
         Ok(Self {
             consumer,
             registry,
             dead_letters,
+            rebalanced,
             group: group.into(),
         })
     }
 
     pub fn group(&self) -> &str {
         &self.group
+    }
+
+    /// Whether partitions were assigned or revoked since the last call: what a loop cached per
+    /// partition may belong to another instance now.
+    pub fn rebalanced(&self) -> bool {
+        self.rebalanced.take()
+    }
+
+    /// Where this consumer's records go when it gives up on them.
+    pub fn dead_letters(&self) -> &DeadLetters {
+        &self.dead_letters
     }
 
     /// The next record, undecoded.
@@ -123,34 +129,7 @@ impl RecordConsumer {
 
     /// Copies a record this consumer gives up on to the dead-letter topic.
     pub async fn dead_letter(&self, raw: &RawRecord, error: &str) -> Result<(), ProduceError> {
-        tracing::warn!(
-            topic = %raw.topic,
-            partition = raw.partition,
-            offset = raw.offset,
-            consumer = %self.group,
-            error,
-            "record dead-lettered"
-        );
-        metrics::counter!(
-            "jivapay_records_dead_lettered_total",
-            "topic" => raw.topic.clone(),
-            "consumer" => self.group.clone()
-        )
-        .increment(1);
-        let letter = DeadLetter {
-            source_topic: raw.topic.clone(),
-            source_partition: raw.partition,
-            source_offset: raw.offset,
-            consumer: self.group.clone(),
-            error: error.to_owned(),
-            key: raw.key.clone(),
-            payload: raw.payload.clone(),
-            failed_at: now_millis(),
-        };
-        self.dead_letters
-            .send(DEAD_LETTERS, &raw.topic, &letter)
-            .await
-            .map(drop)
+        self.dead_letters.send(raw, error).await
     }
 
     /// Marks everything up to and including `offset` as handled; committed in the background.
@@ -182,14 +161,6 @@ impl RecordConsumer {
             other => other,
         };
         self.consumer.unsubscribe();
-        drop(self.dead_letters.close(std::time::Duration::from_secs(5)));
         committed
     }
-}
-
-fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

@@ -6,7 +6,8 @@
 //! come back. Everything written before the marker has then been read.
 
 use crate::core::Processor;
-use jivapay_platform::kafka::{consumer_config, Broker, RecordProducer};
+use jivapay_platform::failure::{Classify, Failure};
+use jivapay_platform::kafka::{consumer_config, Broker, DeadLetters, RawRecord, RecordProducer};
 use jivapay_schemas::records::ChangelogEntry;
 use jivapay_schemas::SchemaRegistry;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -34,11 +35,26 @@ pub enum RestoreError {
     Timeout(Duration),
 }
 
-/// Rebuilds `processor`'s state for `partitions` of `changelog`.
+impl Classify for RestoreError {
+    fn failure(&self) -> Failure {
+        match self {
+            RestoreError::Kafka(e) => e.failure(),
+            RestoreError::Marker(e) => e.failure(),
+            // The broker is slow or unreachable: the restore starts again.
+            RestoreError::Timeout(_) => Failure::Transient,
+        }
+    }
+}
+
+/// Rebuilds `processor`'s state for `partitions` of `changelog`. A changelog record that does
+/// not decode is dead-lettered (it is not sent again: the letter's own sending is what a retry
+/// of the restore would repeat).
+#[allow(clippy::too_many_arguments)]
 pub async fn restore<P: Processor>(
     broker: &Broker,
     registry: &SchemaRegistry,
     producer: &RecordProducer,
+    dead_letters: &DeadLetters,
     changelog: &str,
     partitions: &[i32],
     processor: &mut P,
@@ -74,6 +90,33 @@ pub async fn restore<P: Processor>(
         assignment.add_partition_offset(changelog, *partition, Offset::Beginning)?;
     }
     consumer.assign(&assignment)?;
+    let read = read_until_markers(
+        &consumer,
+        registry,
+        dead_letters,
+        partitions,
+        &marker,
+        processor,
+        &mut restored,
+        timeout,
+    )
+    .await;
+    // On every path: a consumer dropped while assigned can hang librdkafka.
+    consumer.unassign().ok();
+    read.map(|()| restored)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn read_until_markers<P: Processor>(
+    consumer: &StreamConsumer,
+    registry: &SchemaRegistry,
+    dead_letters: &DeadLetters,
+    partitions: &[i32],
+    marker: &str,
+    processor: &mut P,
+    restored: &mut Restored,
+    timeout: Duration,
+) -> Result<(), RestoreError> {
     let mut waiting: HashSet<i32> = partitions.iter().copied().collect();
     let deadline = tokio::time::Instant::now() + timeout;
     while !waiting.is_empty() {
@@ -83,17 +126,24 @@ pub async fn restore<P: Processor>(
         let Some(payload) = message.payload() else {
             continue;
         };
-        let Ok(entry) = registry.decode::<ChangelogEntry>(payload) else {
-            tracing::warn!(
-                changelog,
-                partition = message.partition(),
-                offset = message.offset(),
-                "undecodable changelog record skipped"
-            );
-            continue;
+        let entry = match registry.decode::<ChangelogEntry>(payload) {
+            Ok(entry) => entry,
+            Err(e) => {
+                let raw = RawRecord {
+                    topic: message.topic().to_owned(),
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    key: message.key().map(<[u8]>::to_vec),
+                    payload: Some(payload.to_vec()),
+                };
+                dead_letters
+                    .send(&raw, &format!("undecodable changelog record: {e}"))
+                    .await?;
+                continue;
+            }
         };
         if let Some(found) = &entry.marker {
-            if *found == marker {
+            if found == marker {
                 waiting.remove(&message.partition());
             }
             continue;
@@ -108,6 +158,5 @@ pub async fn restore<P: Processor>(
             *slot = (*slot).max(covered.offset);
         }
     }
-    consumer.unassign().ok();
-    Ok(restored)
+    Ok(())
 }

@@ -7,10 +7,15 @@
 //! Guarantee: effectively once without Kafka transactions. A crash between producing outputs
 //! and writing the changelog replays those inputs; the processor is deterministic, so the
 //! replay emits records with the same ids, which every consumer deduplicates.
+//!
+//! Failures follow `jivapay_platform::failure`: a send or restore that fails transiently is
+//! retried with the same bytes until it goes through (the loop reports itself retrying); an
+//! input that does not decode is dead-lettered; anything else ends the loop with its error.
 
 mod changelog;
 mod decode;
+mod outgoing;
 mod run;
 
-pub use changelog::{restore, Restored};
+pub use changelog::{restore, RestoreError, Restored};
 pub use run::{run, RuntimeConfig, RuntimeError};

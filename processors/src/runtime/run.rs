@@ -1,17 +1,20 @@
 //! The consume → process → produce → changelog → commit loop.
 
-use super::changelog::{restore, RestoreError};
-use super::decode::{decode, encode};
+use super::changelog::{restore, RestoreError, Restored};
+use super::decode::decode;
+use super::outgoing::{self, send_all};
 use crate::core::{Clock, Emit, Processor};
-use jivapay_platform::kafka::partitioner::java_partition;
-use jivapay_platform::kafka::{consumer_config, Broker, ProduceError, RecordProducer};
-use jivapay_schemas::records::{ChangelogEntry, InputOffset};
-use jivapay_schemas::SchemaRegistry;
-use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use jivapay_platform::failure::{retry, Backoff, Halt};
+use jivapay_platform::health::{Health, LoopHealth};
+use jivapay_platform::kafka::{
+    consumer_config, Broker, DeadLetters, LoopContext, ProduceError, RawRecord, Rebalanced,
+    RecordProducer, STATISTICS_INTERVAL_MS,
+};
+use jivapay_schemas::{CodecError, SchemaRegistry};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -27,10 +30,12 @@ pub struct RuntimeConfig {
     pub batch_wait_ms: u64,
     /// How often timers fire (`Processor::tick`).
     pub tick_interval_ms: u64,
-    /// Bound on one restore.
+    /// Bound on one restore attempt (a failed one is retried).
     pub restore_timeout_ms: u64,
     /// Static group membership (`group.instance.id`), see `KafkaSettings::instance_id`.
     pub instance_id: Option<String>,
+    /// Where the loop reports its state (`processor <name>`).
+    pub health: Health,
 }
 
 impl RuntimeConfig {
@@ -42,10 +47,12 @@ impl RuntimeConfig {
             tick_interval_ms: 500,
             restore_timeout_ms: 60_000,
             instance_id: None,
+            health: Health::default(),
         }
     }
 }
 
+/// A failure no retry mends: the loop ends with it and its process exits.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error("kafka: {0}")]
@@ -54,74 +61,24 @@ pub enum RuntimeError {
     Produce(#[from] ProduceError),
     #[error("restore: {0}")]
     Restore(#[from] RestoreError),
+    #[error("encode: {0}")]
+    Encode(#[from] CodecError),
     #[error("changelog topic {0} does not exist: run `jivapay topics create` first")]
     NoChangelog(String),
 }
 
-/// How often librdkafka reports statistics, from which the consumer lag gauge is set.
-const STATISTICS_INTERVAL_MS: &str = "2000";
+/// How a step ended early: `None` when the loop is stopping.
+type Halted = Option<RuntimeError>;
 
-/// Marks that the assignment changed, so the loop rebuilds its state before going on, and
-/// publishes the consumer lag librdkafka computes from its statistics (no extra round trips:
-/// the high watermark comes with every fetch response).
-struct RebalanceContext {
-    changed: Arc<AtomicBool>,
-    stage: &'static str,
-}
-
-impl ClientContext for RebalanceContext {
-    fn stats(&self, statistics: rdkafka::Statistics) {
-        for (topic, stats) in &statistics.topics {
-            for (id, partition) in &stats.partitions {
-                // -1 is librdkafka's internal "unassigned" partition; a lag of -1 is unknown
-                // (no committed offset or watermark yet).
-                if *id < 0 || partition.consumer_lag < 0 {
-                    continue;
-                }
-                metrics::gauge!(
-                    "jivapay_processor_consumer_lag",
-                    "stage" => self.stage,
-                    "topic" => topic.clone(),
-                    "partition" => id.to_string()
-                )
-                .set(partition.consumer_lag as f64);
-            }
-        }
+fn halted<E: Into<RuntimeError>>(halt: Halt<E>) -> Halted {
+    match halt {
+        Halt::Stopped => None,
+        Halt::Failed(e, _) => Some(e.into()),
     }
 }
 
-impl ConsumerContext for RebalanceContext {
-    fn post_rebalance(
-        &self,
-        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
-        rebalance: &Rebalance<'_>,
-    ) {
-        if matches!(rebalance, Rebalance::Assign(_) | Rebalance::Revoke(_)) {
-            self.changed.store(true, Ordering::SeqCst);
-        }
-    }
-}
-
-/// One input record with where it came from.
-struct Received {
-    topic: String,
-    partition: i32,
-    offset: i64,
-    payload: Option<Vec<u8>>,
-}
-
-impl Received {
-    fn from(message: &BorrowedMessage<'_>) -> Self {
-        Self {
-            topic: message.topic().to_owned(),
-            partition: message.partition(),
-            offset: message.offset(),
-            payload: message.payload().map(<[u8]>::to_vec),
-        }
-    }
-}
-
-/// Runs `make()`'s processor over `inputs` until `stop`. State lives in `changelog`.
+/// Runs `make()`'s processor over `inputs` until `stop`. State lives in `changelog`. Returns
+/// an error only for a failure no retry mends.
 #[allow(clippy::too_many_arguments)]
 pub async fn run<P: Processor>(
     broker: &Broker,
@@ -133,266 +90,291 @@ pub async fn run<P: Processor>(
     config: RuntimeConfig,
     stop: CancellationToken,
 ) -> Result<(), RuntimeError> {
-    let changed = Arc::new(AtomicBool::new(false));
+    let name = make().name();
+    let health = config.health.register(format!("processor {name}"));
     let mut consumer_config =
         consumer_config(broker.bootstrap_servers(), &config.group, &config.group);
     consumer_config.set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
     if let Some(id) = &config.instance_id {
         consumer_config.set("group.instance.id", id);
     }
-    let consumer: StreamConsumer<RebalanceContext> =
-        consumer_config.create_with_context(RebalanceContext {
-            changed: changed.clone(),
-            stage: make().name(),
-        })?;
-    consumer.subscribe(inputs)?;
+    let context = LoopContext::new("jivapay_processor_consumer_lag", "stage", name);
+    let rebalanced = context.rebalanced();
+    let consumer: StreamConsumer<LoopContext> = consumer_config.create_with_context(context)?;
     let producer = RecordProducer::shared(broker, registry.clone())?;
-    let changelog_partitions = broker
-        .partition_counts(&[changelog])
-        .await
-        .ok()
-        .and_then(|counts| counts.first().map(|(_, n)| *n))
-        .ok_or_else(|| RuntimeError::NoChangelog(changelog.to_owned()))?;
-    let mut processor = make();
-    // Input offsets the current state already covers (skip anything below them).
-    let mut covered: HashMap<(String, i32), i64> = HashMap::new();
-    let mut owned: BTreeSet<i32> = BTreeSet::new();
-    let mut last_tick = Instant::now();
-    let name = processor.name();
-    let result = loop {
-        if stop.is_cancelled() {
-            break Ok(());
+    let dead_letters = DeadLetters::new(broker, registry.clone(), name)?;
+    let result = match consumer.subscribe(inputs) {
+        Ok(()) => {
+            let mut worker = Worker {
+                broker,
+                registry: &registry,
+                consumer: &consumer,
+                rebalanced,
+                producer: &producer,
+                dead_letters,
+                changelog,
+                changelog_partitions: 0,
+                processor: make(),
+                make: &make,
+                clock,
+                config: &config,
+                health: &health,
+                stop: &stop,
+                covered: HashMap::new(),
+                owned: BTreeSet::new(),
+                last_tick: Instant::now(),
+                consume_backoff: Backoff::default(),
+            };
+            worker.drive().await
         }
+        Err(e) => Err(e.into()),
+    };
+    // Leave the group deliberately on every path: librdkafka can hang when a consumer is
+    // dropped mid-state.
+    consumer.unsubscribe();
+    producer.close(Duration::from_secs(5)).ok();
+    match &result {
+        Ok(()) => health.stopped("stopped"),
+        Err(e) => health.stopped(&e.to_string()),
+    }
+    result
+}
+
+/// One input record with where it came from.
+fn received(message: &BorrowedMessage<'_>) -> RawRecord {
+    RawRecord {
+        topic: message.topic().to_owned(),
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message.key().map(<[u8]>::to_vec),
+        payload: message.payload().map(<[u8]>::to_vec),
+    }
+}
+
+struct Worker<'a, P, M> {
+    broker: &'a Broker,
+    registry: &'a SchemaRegistry,
+    consumer: &'a StreamConsumer<LoopContext>,
+    rebalanced: Rebalanced,
+    producer: &'a RecordProducer,
+    dead_letters: DeadLetters,
+    changelog: &'a str,
+    changelog_partitions: i32,
+    processor: P,
+    make: &'a M,
+    clock: Arc<dyn Clock>,
+    config: &'a RuntimeConfig,
+    health: &'a LoopHealth,
+    stop: &'a CancellationToken,
+    /// Input offsets the current state already covers (skip anything below them).
+    covered: HashMap<(String, i32), i64>,
+    owned: BTreeSet<i32>,
+    last_tick: Instant,
+    consume_backoff: Backoff,
+}
+
+impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
+    async fn drive(&mut self) -> Result<(), RuntimeError> {
+        self.changelog_partitions = self
+            .broker
+            .partition_counts(&[self.changelog])
+            .await
+            .ok()
+            .and_then(|counts| counts.first().map(|(_, n)| *n))
+            .ok_or_else(|| RuntimeError::NoChangelog(self.changelog.to_owned()))?;
+        self.health.succeeded();
+        loop {
+            let Some((batch, consumed)) = self.read_batch().await else {
+                return Ok(());
+            };
+            let step = async {
+                if self.rebalanced.take() {
+                    self.rebuild().await?;
+                }
+                self.handle(batch).await
+            };
+            match step.await {
+                Ok(()) if consumed => self.health.succeeded(),
+                Ok(()) => {}
+                Err(halted) => return halted.map_or(Ok(()), Err),
+            }
+        }
+    }
+
+    /// The next batch — empty when a tick interval passed without a record — and whether the
+    /// read went without an error; `None` once stopped.
+    async fn read_batch(&mut self) -> Option<(Vec<RawRecord>, bool)> {
+        let tick = Duration::from_millis(self.config.tick_interval_ms);
         let first = tokio::select! {
-            _ = stop.cancelled() => break Ok(()),
-            received = tokio::time::timeout(Duration::from_millis(config.tick_interval_ms), consumer.recv()) => received,
+            _ = self.stop.cancelled() => return None,
+            received = tokio::time::timeout(tick, self.consumer.recv()) => received,
         };
         let mut batch = Vec::new();
         match first {
-            Ok(Ok(message)) => batch.push(Received::from(&message)),
+            Ok(Ok(message)) => batch.push(received(&message)),
             Ok(Err(e)) => {
-                tracing::warn!(processor = name, error = %e, "consume error");
-                continue;
+                // librdkafka reconnects by itself; the error says it is trying.
+                self.health.retrying(&format!("consume: {e}"));
+                tokio::select! {
+                    _ = self.stop.cancelled() => return None,
+                    _ = tokio::time::sleep(self.consume_backoff.next_delay()) => {}
+                }
+                return Some((batch, false));
             }
-            Err(_) => {} // no record within a tick interval: fire timers below
+            Err(_) => {} // no record within a tick interval: fire timers
         }
+        self.consume_backoff = Backoff::default();
         if !batch.is_empty() {
             let deadline =
-                tokio::time::Instant::now() + Duration::from_millis(config.batch_wait_ms);
-            while batch.len() < config.batch_records_max {
-                match tokio::time::timeout_at(deadline, consumer.recv()).await {
-                    Ok(Ok(message)) => batch.push(Received::from(&message)),
+                tokio::time::Instant::now() + Duration::from_millis(self.config.batch_wait_ms);
+            while batch.len() < self.config.batch_records_max {
+                match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+                    Ok(Ok(message)) => batch.push(received(&message)),
                     _ => break,
                 }
             }
         }
-        if changed.swap(false, Ordering::SeqCst) {
-            // Rebuild the whole state for what this instance owns now.
-            let assignment = consumer.assignment()?;
-            owned = assignment
-                .elements()
-                .iter()
-                .map(|e| e.partition())
-                .collect();
-            processor = make();
-            let started = Instant::now();
-            let partitions: Vec<i32> = owned.iter().copied().collect();
-            let restored = restore(
-                broker,
-                &registry,
-                &producer,
-                changelog,
-                &partitions,
-                &mut processor,
-                Duration::from_millis(config.restore_timeout_ms),
-            )
-            .await?;
-            covered = restored.covered;
-            metrics::histogram!("jivapay_processor_restore_seconds", "stage" => name)
-                .record(started.elapsed().as_secs_f64());
-            tracing::info!(processor = name, partitions = ?partitions, keys = restored.keys, "state restored");
-        }
+        Some((batch, true))
+    }
+
+    /// Rebuilds the whole state for what this instance owns now, from the changelog.
+    async fn rebuild(&mut self) -> Result<(), Halted> {
+        let assignment = self.consumer.assignment().map_err(|e| Some(e.into()))?;
+        self.owned = assignment
+            .elements()
+            .iter()
+            .map(|e| e.partition())
+            .collect();
+        let partitions: Vec<i32> = self.owned.iter().copied().collect();
+        let name = self.processor.name();
+        self.health.starting("restoring its state");
         let started = Instant::now();
+        let (broker, registry, producer, changelog, make) = (
+            self.broker,
+            self.registry,
+            self.producer,
+            self.changelog,
+            self.make,
+        );
+        let dead_letters = &self.dead_letters;
+        let timeout = Duration::from_millis(self.config.restore_timeout_ms);
+        let (processor, restored): (P, Restored) = retry(self.health, self.stop, "restore", || {
+            let partitions = &partitions;
+            async move {
+                let mut processor = make();
+                let restored = restore(
+                    broker,
+                    registry,
+                    producer,
+                    dead_letters,
+                    changelog,
+                    partitions,
+                    &mut processor,
+                    timeout,
+                )
+                .await?;
+                Ok::<_, RestoreError>((processor, restored))
+            }
+        })
+        .await
+        .map_err(halted)?;
+        self.processor = processor;
+        self.covered = restored.covered;
+        self.health.succeeded();
+        metrics::histogram!("jivapay_processor_restore_seconds", "stage" => name)
+            .record(started.elapsed().as_secs_f64());
+        tracing::info!(processor = name, partitions = ?partitions, keys = restored.keys, "state restored");
+        Ok(())
+    }
+
+    /// Applies a batch and sends what follows from it: outputs, then the changelog, then the
+    /// commit. A transient failure of a send retries the same bytes.
+    async fn handle(&mut self, batch: Vec<RawRecord>) -> Result<(), Halted> {
+        let started = Instant::now();
+        let name = self.processor.name();
         let mut outputs: Vec<Emit> = Vec::new();
         let mut positions: HashMap<(String, i32), i64> = HashMap::new();
         for record in batch {
             let slot = (record.topic.clone(), record.partition);
-            if !owned.contains(&record.partition) {
+            if !self.owned.contains(&record.partition) {
                 continue; // fetched before a revocation
             }
             positions.insert(slot.clone(), record.offset + 1);
-            if covered.get(&slot).is_some_and(|next| record.offset < *next) {
+            if self
+                .covered
+                .get(&slot)
+                .is_some_and(|next| record.offset < *next)
+            {
                 continue; // already applied before the last restore
             }
             metrics::counter!("jivapay_processor_records_in_total", "stage" => name, "topic" => record.topic.clone()).increment(1);
-            let Some(payload) = record.payload else {
+            let Some(payload) = &record.payload else {
                 continue;
             };
-            match decode(&registry, &record.topic, &payload) {
-                Ok(input) => outputs.extend(processor.apply(input, clock.now())),
-                Err(e) => tracing::warn!(
-                    processor = name,
-                    topic = %record.topic,
-                    partition = record.partition,
-                    offset = record.offset,
-                    error = %e,
-                    "undecodable input skipped"
-                ),
+            match decode(self.registry, &record.topic, payload) {
+                Ok(input) => outputs.extend(self.processor.apply(input, self.clock.now())),
+                Err(e) => {
+                    let reason = format!("undecodable: {e}");
+                    retry(self.health, self.stop, "dead letter", || {
+                        self.dead_letters.send(&record, &reason)
+                    })
+                    .await
+                    .map_err(halted)?;
+                }
             }
         }
-        if last_tick.elapsed() >= Duration::from_millis(config.tick_interval_ms) {
-            outputs.extend(processor.tick(clock.now()));
-            last_tick = Instant::now();
+        if self.last_tick.elapsed() >= Duration::from_millis(self.config.tick_interval_ms) {
+            outputs.extend(self.processor.tick(self.clock.now()));
+            self.last_tick = Instant::now();
         }
-        outputs.extend(processor.finish_batch(clock.now()));
-        let changes = processor.take_changes();
+        outputs.extend(self.processor.finish_batch(self.clock.now()));
+        let changes = self.processor.take_changes();
         if outputs.is_empty() && changes.is_empty() && positions.is_empty() {
-            continue;
+            return Ok(());
         }
         // 1. Outputs, all acknowledged.
-        let sends = outputs.iter().map(|emit| {
-            let producer = &producer;
-            let registry = &registry;
-            async move {
-                let payload = encode(registry, emit).map_err(ProduceError::Encode)?;
-                let key = registry.encode_key(&emit.key());
-                producer
-                    .send_bytes(emit.topic(), Some(&key), Some(&payload))
-                    .await
-            }
-        });
-        for sent in futures::future::join_all(sends).await {
-            sent?;
-        }
+        let records = outgoing::outputs(self.registry, &outputs).map_err(|e| Some(e.into()))?;
+        self.send(&records, "produce outputs").await?;
         metrics::counter!("jivapay_processor_records_out_total", "stage" => name)
             .increment(outputs.len() as u64);
         // 2. State changes with the offsets they cover.
-        for (slot, next) in &positions {
-            covered.insert(slot.clone(), *next);
-        }
-        // A record carries the covered offsets of its own partition only: it is restored with
-        // the input partition of that number (co-partitioning), and an input changes only state
-        // of its own key, so offsets of other partitions would only make every record longer.
-        let mut covered_offsets: BTreeMap<i32, Vec<InputOffset>> = BTreeMap::new();
-        for ((topic, partition), offset) in &covered {
-            covered_offsets
-                .entry(*partition)
-                .or_default()
-                .push(InputOffset {
-                    topic: topic.clone(),
-                    partition: *partition,
-                    offset: *offset,
-                });
-        }
-        for offsets in covered_offsets.values_mut() {
-            offsets.sort_by(|a, b| a.topic.cmp(&b.topic));
-        }
-        let now = clock.now();
-        // A state key may have sub-keys (`<store>/order/<id>`): the record goes to the
-        // partition of the input key before the first `/`, so it is restored by the instance
-        // that owns that input partition.
-        let changes: Vec<(i32, String, Option<Vec<u8>>)> = changes
-            .into_iter()
-            .map(|(key, state)| {
-                let route = key.split('/').next().unwrap_or(&key);
-                let partition = java_partition(&registry.encode_key(route), changelog_partitions);
-                (partition, key, state)
-            })
-            .collect();
-        let carriers = offset_carriers(&changes);
-        let writes = changes
-            .into_iter()
-            .enumerate()
-            .map(|(n, (partition, key, state))| {
-                let entry = ChangelogEntry {
-                    state_key: key.clone(),
-                    state,
-                    state_schema_id: None,
-                    covered_offsets: if carriers.contains(&n) {
-                        covered_offsets.get(&partition).cloned().unwrap_or_default()
-                    } else {
-                        Vec::new()
-                    },
-                    marker: None,
-                    written_at: now,
-                };
-                let producer = &producer;
-                let registry = &registry;
-                async move {
-                    let payload = registry.encode(&entry).map_err(ProduceError::Encode)?;
-                    producer
-                        .send_bytes_to_partition(
-                            changelog,
-                            partition,
-                            &registry.encode_key(&key),
-                            &payload,
-                        )
-                        .await
-                }
-            });
-        for written in futures::future::join_all(writes).await {
-            written?;
-        }
-        // 3. Commit what was applied.
+        self.covered.extend(positions.clone());
+        let log = outgoing::changelog(
+            self.registry,
+            self.changelog,
+            self.changelog_partitions,
+            changes,
+            &self.covered,
+            self.clock.now(),
+        )
+        .map_err(|e| Some(e.into()))?;
+        self.send(&log, "write changelog").await?;
+        // 3. Commit what was applied. A failed commit only means a restart replays from an
+        // older offset; the changelog's covered offsets skip what was applied.
         if !positions.is_empty() {
             let mut commit = TopicPartitionList::new();
             for ((topic, partition), next) in &positions {
-                commit.add_partition_offset(topic, *partition, Offset::Offset(*next))?;
+                commit
+                    .add_partition_offset(topic, *partition, Offset::Offset(*next))
+                    .map_err(|e| Some(e.into()))?;
             }
-            consumer.commit(&commit, CommitMode::Async)?;
+            if let Err(e) = self.consumer.commit(&commit, CommitMode::Async) {
+                tracing::warn!(processor = name, error = %e, "commit failed; the next one covers it");
+            }
         }
         metrics::histogram!("jivapay_processor_batch_seconds", "stage" => name)
             .record(started.elapsed().as_secs_f64());
-    };
-    // Leave the group deliberately: librdkafka can hang when a consumer is dropped mid-state.
-    consumer.unsubscribe();
-    producer.close(Duration::from_secs(5)).ok();
-    result
-}
+        Ok(())
+    }
 
-/// Which of a batch's changelog records (by index) carry the covered offsets: per partition,
-/// the last one that is not a tombstone, or every one if all are tombstones. A restore takes
-/// the highest offsets it reads, and the newest record of a partition is never compacted away
-/// (a later record of its key comes with a later batch, which has a carrier of its own); a
-/// tombstone may be, so it carries them only when nothing else in the batch can. On every
-/// record they cost about a third of an open order's record.
-fn offset_carriers(changes: &[(i32, String, Option<Vec<u8>>)]) -> BTreeSet<usize> {
-    let mut last_value: BTreeMap<i32, usize> = BTreeMap::new();
-    for (n, (partition, _, state)) in changes.iter().enumerate() {
-        if state.is_some() {
-            last_value.insert(*partition, n);
+    async fn send(&self, records: &[outgoing::Outgoing], what: &str) -> Result<(), Halted> {
+        if records.is_empty() {
+            return Ok(());
         }
-    }
-    changes
-        .iter()
-        .enumerate()
-        .filter(|(n, (partition, _, _))| last_value.get(partition).is_none_or(|last| last == n))
-        .map(|(n, _)| n)
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::offset_carriers;
-
-    fn change(partition: i32, key: &str, tombstone: bool) -> (i32, String, Option<Vec<u8>>) {
-        (partition, key.to_owned(), (!tombstone).then(|| vec![1]))
-    }
-
-    #[test]
-    fn the_last_value_of_each_partition_carries_the_offsets_and_tombstones_only_when_alone() {
-        let changes = vec![
-            change(0, "a", false),
-            change(1, "b/order/1", false),
-            change(0, "a/order/1", false),
-            change(0, "a/order/2", true),
-            change(1, "b", false),
-            change(2, "c/order/3", true),
-            change(2, "c/order/4", true),
-        ];
-        assert_eq!(
-            offset_carriers(&changes).into_iter().collect::<Vec<_>>(),
-            vec![2, 4, 5, 6]
-        );
+        retry(self.health, self.stop, what, || {
+            send_all(self.producer, records)
+        })
+        .await
+        .map_err(halted)
     }
 }

@@ -45,6 +45,7 @@ pub async fn run(
     pool: sqlx::PgPool,
     group: String,
     options: Options,
+    health: jivapay_platform::health::LoopHealth,
     stop: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<()> {
     let intake = intake::CallbackIntake {
@@ -62,11 +63,14 @@ pub async fn run(
     let local = stop.child_token();
     let sending = tokio::spawn(sender.run(local.clone()));
     let taken = crate::runtime::run(
-        &broker,
-        schemas,
-        pool,
-        jivapay_schemas::topics::ORDERS_EVENTS,
-        &group,
+        crate::runtime::SinkLoop {
+            broker: &broker,
+            registry: schemas,
+            pool,
+            topic: jivapay_schemas::topics::ORDERS_EVENTS,
+            group: &group,
+            health,
+        },
         intake,
         local.clone(),
     )
