@@ -4,6 +4,7 @@
 mod audit_log;
 pub mod auth;
 pub mod callback_deliveries;
+mod dead_letters;
 mod merchants;
 mod reference;
 mod requisites;
@@ -31,6 +32,7 @@ pub fn router() -> Router<AppState> {
         .merge(settings::router())
         .merge(audit_log::router())
         .merge(callback_deliveries::router())
+        .merge(dead_letters::router())
 }
 
 /// Unix time now, in seconds.
