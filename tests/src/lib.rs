@@ -7,10 +7,13 @@
 pub mod admin;
 pub mod callbacks;
 pub mod demo;
+pub mod fault_proxy;
 pub mod gateway;
 pub mod murmur2;
+pub mod postgres;
 pub mod process;
 pub mod tansu;
+pub mod traffic;
 
 use jivapay_platform::kafka::Broker;
 use sqlx::postgres::PgPoolOptions;

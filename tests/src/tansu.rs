@@ -25,7 +25,15 @@ fn binary() -> PathBuf {
 impl OwnTansu {
     pub fn start() -> Self {
         let port = free_port();
+        Self::start_advertising(port, port)
+    }
+
+    /// Tansu listening on `port` and telling clients to connect to `advertised` (where a
+    /// [`FaultProxy`](crate::fault_proxy::FaultProxy) to `port` listens, so that every
+    /// connection, not only the bootstrap one, goes through it).
+    pub fn start_advertising(port: u16, advertised: u16) -> Self {
         let url = format!("tcp://127.0.0.1:{port}");
+        let advertised_url = format!("tcp://127.0.0.1:{advertised}");
         // Its own working folder: Tansu reads a `.env` from there.
         let dir =
             std::env::temp_dir().join(format!("jivapay-tansu-{}", uuid::Uuid::new_v4().simple()));
@@ -45,7 +53,7 @@ impl OwnTansu {
                 "--listener-url",
                 &url,
                 "--advertised-listener-url",
-                &url,
+                &advertised_url,
             ])
             .args(["--storage-engine", "memory://tansu/"])
             .current_dir(&dir)
@@ -75,7 +83,7 @@ impl OwnTansu {
             std::thread::sleep(Duration::from_millis(50));
         }
         Self {
-            bootstrap: format!("127.0.0.1:{port}"),
+            bootstrap: format!("127.0.0.1:{advertised}"),
             child,
             dir,
         }

@@ -208,10 +208,9 @@ async fn replay(
     from: i64,
     to: i64,
 ) -> ApiResult<Vec<i64>> {
-    let producer = state
-        .commands
-        .as_ref()
-        .ok_or_else(|| ApiError::unavailable("re-driving needs the broker, which is not configured"))?;
+    let producer = state.commands.as_ref().ok_or_else(|| {
+        ApiError::unavailable("re-driving needs the broker, which is not configured")
+    })?;
     let letters: Vec<Letter> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM dead_letters WHERE id BETWEEN $1 AND $2 ORDER BY id"
     ))
@@ -235,7 +234,9 @@ async fn replay(
                 letter.payload.as_deref(),
             )
             .await
-            .map_err(|e| ApiError::unavailable(format!("the broker did not take the record: {e}")))?;
+            .map_err(|e| {
+                ApiError::unavailable(format!("the broker did not take the record: {e}"))
+            })?;
     }
     let ids: Vec<i64> = letters.iter().map(|l| l.id).collect();
     let mut tx = state.pool.begin().await?;

@@ -1,0 +1,185 @@
+//! `jivapay all` under continuous load while its dependencies fail for real: PostgreSQL stopped
+//! and started three times, PostgreSQL black-holed for 20 s, the broker black-holed for longer
+//! than `message.timeout.ms`. Each time `/readyz` must answer 503 during the outage and 200
+//! after it, and at the end every accepted order is final and in the projection, every transfer
+//! sums to zero and every balance equals what the test computes from the completed orders.
+
+use jivapay_tests::fault_proxy::FaultProxy;
+use jivapay_tests::postgres::OwnPostgres;
+use jivapay_tests::process::{command, free_port, start_all, Running};
+use jivapay_tests::tansu::OwnTansu;
+use jivapay_tests::traffic::{check_books, ReadyzProbe, Traffic};
+use std::future::Future;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_jivapay"))
+}
+
+/// Migrates and seeds the demo data into the cluster at `url`.
+fn prepare(url: &str) {
+    let env = [
+        ("JIVAPAY__DATABASE__URL", url),
+        (
+            "JIVAPAY__SEED__DEMO_PASSWORD",
+            jivapay_tests::demo::DEMO_PASSWORD,
+        ),
+    ];
+    let seeded = command(binary(), &["seed", "--demo"], &env)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(seeded.success(), "jivapay seed --demo");
+}
+
+/// One outage: from when it began to when `/readyz` answered 200 again.
+struct Outage {
+    began: Instant,
+    ready_again: Instant,
+}
+
+/// Runs `jivapay all` with `env`, drives traffic while `faults` runs (it gets the readiness
+/// probe and returns its outages), then lets every order finish and checks the books on `db`.
+async fn through_outages<F, Fut>(env: &[(&str, &str)], db: &sqlx::PgPool, faults: F)
+where
+    F: FnOnce(Arc<ReadyzProbe>) -> Fut,
+    Fut: Future<Output = Vec<Outage>> + Send + 'static,
+{
+    let app: Running = start_all(binary(), env);
+    let mut traffic = Traffic::sign_in(&app.ingest, &app.admin, "outage").await;
+    traffic.wait_until_assigning().await;
+    let probe = Arc::new(ReadyzProbe::start(&app.admin));
+    probe.wait_for(200, Duration::from_secs(60)).await;
+    let faults = tokio::spawn(faults(probe.clone()));
+    while !faults.is_finished() {
+        for _ in 0..4 {
+            traffic.post().await;
+        }
+        traffic.act().await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let outages = faults.await.unwrap();
+    // A little more traffic once everything is back.
+    for _ in 0..10 {
+        traffic.post().await;
+    }
+    traffic.until_final(Duration::from_secs(120)).await;
+    for (n, outage) in outages.iter().enumerate() {
+        assert!(
+            probe.answered(503, outage.began, outage.ready_again),
+            "outage {n}: /readyz never answered 503"
+        );
+    }
+    assert!(
+        traffic.accepted.len() > 40,
+        "{} accepted, {} refused",
+        traffic.accepted.len(),
+        traffic.refused
+    );
+    check_books(db, &traffic.accepted).await;
+    app.terminate();
+}
+
+fn blocking(f: impl FnOnce() + Send + 'static) -> impl Future<Output = ()> {
+    async move { tokio::task::spawn_blocking(f).await.unwrap() }
+}
+
+/// Stops PostgreSQL, waits `down`, starts it again, waits until ready: `times` times.
+async fn restarts(pg: Arc<OwnPostgres>, probe: Arc<ReadyzProbe>, times: usize) -> Vec<Outage> {
+    let mut outages = Vec::new();
+    for _ in 0..times {
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let began = Instant::now();
+        let stopped = pg.clone();
+        blocking(move || stopped.stop()).await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let started = pg.clone();
+        blocking(move || started.resume()).await;
+        let ready_again = probe.wait_for(200, Duration::from_secs(90)).await;
+        outages.push(Outage { began, ready_again });
+    }
+    outages
+}
+
+async fn postgres_restarted_three_times(tansu: Option<&OwnTansu>) {
+    let pg = Arc::new(OwnPostgres::start());
+    prepare(&pg.url);
+    let db = sqlx::PgPool::connect(&pg.url).await.unwrap();
+    let brokers = tansu.map_or("embedded".to_owned(), |t| t.bootstrap.clone());
+    let env = [
+        ("JIVAPAY__DATABASE__URL", pg.url.as_str()),
+        ("JIVAPAY__KAFKA__BROKERS", brokers.as_str()),
+    ];
+    let restarted = pg.clone();
+    through_outages(&env, &db, move |probe| restarts(restarted, probe, 3)).await;
+    db.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_postgres_restarted_three_times_under_load() {
+    postgres_restarted_three_times(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_postgres_restarted_three_times_under_load_on_tansu() {
+    let tansu = OwnTansu::start();
+    postgres_restarted_three_times(Some(&tansu)).await;
+}
+
+/// Black-holes `proxy` for `held`, once.
+async fn black_hole(
+    proxy: Arc<FaultProxy>,
+    probe: Arc<ReadyzProbe>,
+    held: Duration,
+) -> Vec<Outage> {
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let began = Instant::now();
+    proxy.blackhole();
+    tokio::time::sleep(held).await;
+    proxy.restore();
+    let ready_again = probe.wait_for(200, Duration::from_secs(120)).await;
+    vec![Outage { began, ready_again }]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_postgres_black_holed_for_20_seconds_under_load() {
+    let pg = OwnPostgres::start();
+    prepare(&pg.url);
+    let db = sqlx::PgPool::connect(&pg.url).await.unwrap();
+    let proxy = Arc::new(FaultProxy::start(&format!("127.0.0.1:{}", pg.port)).await);
+    let through_proxy = pg
+        .url
+        .replace(&pg.port.to_string(), &proxy.port().to_string());
+    let env = [("JIVAPAY__DATABASE__URL", through_proxy.as_str())];
+    let held = proxy.clone();
+    through_outages(&env, &db, move |probe| {
+        black_hole(held, probe, Duration::from_secs(20))
+    })
+    .await;
+    db.close().await;
+}
+
+/// Longer than the producers' `message.timeout.ms` (30 s): sends fail and are retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_broker_black_holed_for_45_seconds_under_load_on_tansu() {
+    let pg = OwnPostgres::start();
+    prepare(&pg.url);
+    let db = sqlx::PgPool::connect(&pg.url).await.unwrap();
+    let tansu_port = free_port();
+    let proxy = Arc::new(FaultProxy::start(&format!("127.0.0.1:{tansu_port}")).await);
+    let tansu = OwnTansu::start_advertising(tansu_port, proxy.port());
+    let env = [
+        ("JIVAPAY__DATABASE__URL", pg.url.as_str()),
+        ("JIVAPAY__KAFKA__BROKERS", tansu.bootstrap.as_str()),
+    ];
+    let held = proxy.clone();
+    through_outages(&env, &db, move |probe| {
+        black_hole(held, probe, Duration::from_secs(45))
+    })
+    .await;
+    db.close().await;
+    drop(tansu);
+}
