@@ -357,6 +357,8 @@ pub async fn check_books(pool: &PgPool, accepted: &HashMap<String, (String, Stri
 /// answer (0: no answer).
 pub struct ReadyzProbe {
     pub seen: std::sync::Arc<std::sync::Mutex<Vec<(Instant, u16)>>>,
+    /// The last body, for a failure's message.
+    last: std::sync::Arc<std::sync::Mutex<String>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -365,6 +367,8 @@ impl ReadyzProbe {
         let url = format!("{admin}/readyz");
         let seen: std::sync::Arc<std::sync::Mutex<Vec<(Instant, u16)>>> = Default::default();
         let log = seen.clone();
+        let last: std::sync::Arc<std::sync::Mutex<String>> = Default::default();
+        let last_body = last.clone();
         let task = tokio::spawn(async move {
             let client = reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
@@ -372,14 +376,18 @@ impl ReadyzProbe {
                 .unwrap();
             loop {
                 let status = match client.get(&url).send().await {
-                    Ok(r) => r.status().as_u16(),
+                    Ok(r) => {
+                        let status = r.status().as_u16();
+                        *last_body.lock().unwrap() = r.text().await.unwrap_or_default();
+                        status
+                    }
                     Err(_) => 0,
                 };
                 log.lock().unwrap().push((Instant::now(), status));
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         });
-        Self { seen, task }
+        Self { seen, last, task }
     }
 
     /// Whether `/readyz` answered `status` at some point in `from..to`.
@@ -406,7 +414,8 @@ impl ReadyzProbe {
             }
             assert!(
                 since.elapsed() < within,
-                "/readyz did not answer {status} within {within:?}"
+                "/readyz did not answer {status} within {within:?}; last: {}",
+                self.last.lock().unwrap()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
