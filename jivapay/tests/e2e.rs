@@ -156,7 +156,21 @@ const FINAL: &[&str] = &[
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_hundreds_of_payins_with_a_killed_trader_book() {
     let broker = Broker::embedded(Duration::from_secs(10)).unwrap();
-    hundreds_of_payins(broker, true, Membership::Dynamic).await;
+    hundreds_of_payins(broker, Kills::TraderBook, Membership::Dynamic).await;
+}
+
+/// Every stage — fraud, router, trader book, commissions, ledger, projection, callbacks —
+/// killed with SIGKILL twice, at moments drawn from a seed the test prints
+/// (`JIVAPAY_TEST_KILL_SEED` replays one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_every_stage_killed_at_random_moments() {
+    let broker = Broker::embedded(Duration::from_secs(10)).unwrap();
+    let seed = std::env::var("JIVAPAY_TEST_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::random::<u64>());
+    println!("kill seed {seed} (JIVAPAY_TEST_KILL_SEED={seed} replays it)");
+    hundreds_of_payins(broker, Kills::Every { seed }, Membership::Static).await;
 }
 
 /// The run on Tansu (a broker of the test's own), without the kill.
@@ -166,7 +180,7 @@ async fn e2e_hundreds_of_payins_on_tansu() {
     let broker = Broker::external(&tansu.bootstrap, Duration::from_secs(30))
         .await
         .unwrap();
-    hundreds_of_payins(broker, false, Membership::Dynamic).await;
+    hundreds_of_payins(broker, Kills::None, Membership::Dynamic).await;
     drop(tansu);
 }
 
@@ -181,8 +195,52 @@ async fn e2e_hundreds_of_payins_with_a_killed_trader_book_on_tansu() {
     let broker = Broker::external(&tansu.bootstrap, Duration::from_secs(30))
         .await
         .unwrap();
-    hundreds_of_payins(broker, true, Membership::Static).await;
+    hundreds_of_payins(broker, Kills::TraderBook, Membership::Static).await;
     drop(tansu);
+}
+
+/// Which components die during the run.
+#[derive(Clone, Copy)]
+enum Kills {
+    None,
+    /// The trader book, once, halfway.
+    TraderBook,
+    /// Every stage twice, at moments drawn from `seed`.
+    Every {
+        seed: u64,
+    },
+}
+
+/// The stages killed by [`Kills::Every`], as command lines.
+const STAGES: &[&str] = &[
+    "processor fraud",
+    "processor router",
+    "processor trader-book",
+    "processor commissions",
+    "sink ledger",
+    "sink projection",
+    "sink callbacks",
+];
+
+impl Kills {
+    /// (order number, stage) pairs: before posting order n, stage is killed and restarted.
+    fn plan(self) -> Vec<(usize, &'static str)> {
+        match self {
+            Kills::None => vec![],
+            Kills::TraderBook => vec![(ORDERS / 2, "processor trader-book")],
+            Kills::Every { seed } => {
+                use rand::{Rng, SeedableRng};
+                let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+                let mut plan: Vec<(usize, &'static str)> = STAGES
+                    .iter()
+                    .chain(STAGES)
+                    .map(|stage| (rng.gen_range(5..ORDERS - 5), *stage))
+                    .collect();
+                plan.sort();
+                plan
+            }
+        }
+    }
 }
 
 /// How the processors join their consumer groups.
@@ -204,7 +262,7 @@ impl Membership {
     }
 }
 
-async fn hundreds_of_payins(broker: Broker, kill_trader_book: bool, membership: Membership) {
+async fn hundreds_of_payins(broker: Broker, kills: Kills, membership: Membership) {
     let db = TestDatabase::empty().await;
     broker.ensure_topics(TOPICS).await.unwrap();
     let (admin_port, ingest_port) = (free_port(), free_port());
@@ -268,18 +326,11 @@ async fn hundreds_of_payins(broker: Broker, kill_trader_book: bool, membership: 
     assert_eq!(put.status().as_u16(), 200);
     tokio::time::sleep(Duration::from_secs(1)).await; // the relay publishes the setting
 
-    let mut others: Vec<Component> = [
-        "ingest",
-        "processor fraud",
-        "processor router",
-        "processor commissions",
-        "sink ledger",
-        "sink projection",
-    ]
-    .iter()
-    .map(|c| Component::spawn(&c.split(' ').collect::<Vec<_>>(), &env))
-    .collect();
-    let mut trader_book = Component::spawn(&["processor", "trader-book"], &env);
+    let mut others: Vec<Component> = ["ingest"]
+        .iter()
+        .chain(STAGES)
+        .map(|c| Component::spawn(&c.split(' ').collect::<Vec<_>>(), &env))
+        .collect();
     wait_healthy(&format!("{}/healthz", api.ingest)).await;
 
     // API keys of the three demo stores.
@@ -351,13 +402,18 @@ async fn hundreds_of_payins(broker: Broker, kill_trader_book: bool, membership: 
         }
     }
 
-    // Post the orders; kill the trader book halfway.
+    // Post the orders; kill what the plan says when it says.
+    let kill_plan = kills.plan();
     let mut orders: Vec<(String, String, usize)> = Vec::new(); // (store key, external id, pool)
     for n in 0..ORDERS {
-        if kill_trader_book && n == ORDERS / 2 {
-            trader_book.kill_hard();
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            trader_book.restart();
+        for (_, stage) in kill_plan.iter().filter(|(at, _)| *at == n) {
+            let victim = others
+                .iter_mut()
+                .find(|c| c.args.join(" ") == *stage)
+                .expect("a running stage");
+            victim.kill_hard();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            victim.restart();
         }
         let (_, key) = &keys[n % keys.len()];
         let pool = n % POOLS.len();
@@ -599,7 +655,6 @@ async fn hundreds_of_payins(broker: Broker, kill_trader_book: bool, membership: 
         }
     }
 
-    trader_book.stop();
     for component in others.iter_mut() {
         component.stop();
     }

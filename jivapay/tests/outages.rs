@@ -12,7 +12,9 @@ use jivapay_tests::traffic::{check_books, ReadyzProbe, Traffic};
 use std::future::Future;
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 fn binary() -> &'static Path {
@@ -41,14 +43,85 @@ struct Outage {
     ready_again: Instant,
 }
 
+/// `jivapay all` under a supervisor, as a deployment runs it: when the process exits with an
+/// error (a loop met a failure no retry mends), it is started again on the same ports.
+struct Supervised {
+    running: Arc<Mutex<Option<Running>>>,
+    stop: Arc<AtomicBool>,
+    restarts: Arc<AtomicUsize>,
+    watcher: std::thread::JoinHandle<()>,
+    ingest: String,
+    admin: String,
+}
+
+impl Supervised {
+    fn start(env: &[(&str, &str)]) -> Self {
+        let mut env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        env.push((
+            "JIVAPAY__HTTP__INGEST_ADDR".into(),
+            format!("127.0.0.1:{}", free_port()),
+        ));
+        env.push((
+            "JIVAPAY__HTTP__ADMIN_ADDR".into(),
+            format!("127.0.0.1:{}", free_port()),
+        ));
+        let start = move || {
+            let env: Vec<(&str, &str)> =
+                env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            start_all(binary(), &env)
+        };
+        let first = start();
+        let (ingest, admin) = (first.ingest.clone(), first.admin.clone());
+        let running = Arc::new(Mutex::new(Some(first)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let restarts = Arc::new(AtomicUsize::new(0));
+        let watcher = {
+            let (running, stop, restarts) = (running.clone(), stop.clone(), restarts.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(200));
+                    let mut guard = running.lock().unwrap();
+                    let exited = guard.as_mut().and_then(|r| r.child.try_wait().unwrap());
+                    if let Some(status) = exited {
+                        eprintln!("jivapay all exited ({status}); the supervisor starts it again");
+                        restarts.fetch_add(1, Ordering::SeqCst);
+                        *guard = Some(start());
+                    }
+                }
+            })
+        };
+        Self {
+            running,
+            stop,
+            restarts,
+            watcher,
+            ingest,
+            admin,
+        }
+    }
+
+    fn terminate(self) -> usize {
+        self.stop.store(true, Ordering::SeqCst);
+        self.watcher.join().unwrap();
+        if let Some(running) = self.running.lock().unwrap().take() {
+            running.terminate();
+        }
+        self.restarts.load(Ordering::SeqCst)
+    }
+}
+
 /// Runs `jivapay all` with `env`, drives traffic while `faults` runs (it gets the readiness
 /// probe and returns its outages), then lets every order finish and checks the books on `db`.
-async fn through_outages<F, Fut>(env: &[(&str, &str)], db: &sqlx::PgPool, faults: F)
+/// Returns how often the supervisor had to start the process again.
+async fn through_outages<F, Fut>(env: &[(&str, &str)], db: &sqlx::PgPool, faults: F) -> usize
 where
     F: FnOnce(Arc<ReadyzProbe>) -> Fut,
     Fut: Future<Output = Vec<Outage>> + Send + 'static,
 {
-    let app: Running = start_all(binary(), env);
+    let app = Supervised::start(env);
     let mut traffic = Traffic::sign_in(&app.ingest, &app.admin, "outage").await;
     traffic.wait_until_assigning().await;
     let probe = Arc::new(ReadyzProbe::start(&app.admin));
@@ -80,7 +153,7 @@ where
         traffic.refused
     );
     check_books(db, &traffic.accepted).await;
-    app.terminate();
+    app.terminate()
 }
 
 fn blocking(f: impl FnOnce() + Send + 'static) -> impl Future<Output = ()> {
@@ -114,7 +187,11 @@ async fn postgres_restarted_three_times(tansu: Option<&OwnTansu>) {
         ("JIVAPAY__KAFKA__BROKERS", brokers.as_str()),
     ];
     let restarted = pg.clone();
-    through_outages(&env, &db, move |probe| restarts(restarted, probe, 3)).await;
+    let exits = through_outages(&env, &db, move |probe| restarts(restarted, probe, 3)).await;
+    assert_eq!(
+        exits, 0,
+        "PostgreSQL outages are ridden out without a restart"
+    );
     db.close().await;
 }
 
@@ -155,14 +232,21 @@ async fn e2e_postgres_black_holed_for_20_seconds_under_load() {
         .replace(&pg.port.to_string(), &proxy.port().to_string());
     let env = [("JIVAPAY__DATABASE__URL", through_proxy.as_str())];
     let held = proxy.clone();
-    through_outages(&env, &db, move |probe| {
+    let exits = through_outages(&env, &db, move |probe| {
         black_hole(held, probe, Duration::from_secs(20))
     })
     .await;
+    assert_eq!(
+        exits, 0,
+        "a PostgreSQL outage is ridden out without a restart"
+    );
     db.close().await;
 }
 
-/// Longer than the producers' `message.timeout.ms` (30 s): sends fail and are retried.
+/// Longer than the producers' `message.timeout.ms` (30 s): sends fail and are retried. Tansu
+/// then fences the idempotent producer (after librdkafka's epoch bump): a failure no retry in
+/// the process mends, so `jivapay all` exits and its supervisor starts it again — with
+/// nothing lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_broker_black_holed_for_45_seconds_under_load_on_tansu() {
     let pg = OwnPostgres::start();

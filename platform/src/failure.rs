@@ -80,6 +80,11 @@ impl Classify for KafkaError {
             | RDKafkaErrorCode::ClusterAuthorizationFailed
             | RDKafkaErrorCode::InvalidConfig
             | RDKafkaErrorCode::UnknownPartition
+            // The idempotent producer lost its identity (Tansu fences it after the epoch bump
+            // that follows timed-out sends): every later send fails the same way, so only a new
+            // process, with a new producer, goes on.
+            | RDKafkaErrorCode::ProducerFenced
+            | RDKafkaErrorCode::InvalidProducerEpoch
             | RDKafkaErrorCode::Fatal => Failure::Fatal,
             _ => Failure::Transient,
         }
@@ -212,6 +217,8 @@ mod tests {
         assert_eq!(down.failure(), Failure::Transient);
         let large = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
         assert_eq!(large.failure(), Failure::Fatal);
+        let fenced = KafkaError::MessageProduction(RDKafkaErrorCode::ProducerFenced);
+        assert_eq!(fenced.failure(), Failure::Fatal);
     }
 
     #[derive(Debug)]

@@ -31,11 +31,15 @@ pub fn command(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
     command
 }
 
-/// Starts `jivapay all` on free ports and waits (bounded) until it prints where it serves.
+/// Starts `jivapay all` (on free ports unless `env` names them) and waits (bounded) until it
+/// prints where it serves.
 pub fn start_all(binary: &Path, env: &[(&str, &str)]) -> Running {
-    let mut child = command(binary, &["all"], env)
+    let mut command = command(binary, &["all"], &[]);
+    command
         .env("JIVAPAY__HTTP__INGEST_ADDR", "127.0.0.1:0")
         .env("JIVAPAY__HTTP__ADMIN_ADDR", "127.0.0.1:0")
+        .envs(env.iter().copied());
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -159,7 +159,11 @@ async fn refused_and_undecodable_records_are_dead_lettered_listed_and_re_driven(
         .fetch_all(&app.db.pool)
         .await
         .unwrap();
-    assert_eq!(journaled, [good.transfer_id], "the record behind it is written");
+    assert_eq!(
+        journaled,
+        [good.transfer_id],
+        "the record behind it is written"
+    );
     let critical: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM audit_log WHERE action = 'dead_letter.record' AND level = 'critical'",
     )
@@ -207,12 +211,18 @@ async fn refused_and_undecodable_records_are_dead_lettered_listed_and_re_driven(
         .await;
     assert_eq!((status, none.as_array().unwrap().len()), (200, 0));
     let (status, bad) = app.get(&operator, "/api/dead-letters?limit=0").await;
-    assert_eq!((status, bad["error"]["code"].as_str()), (422, Some("validation_failed")), "{bad}");
+    assert_eq!(
+        (status, bad["error"]["code"].as_str()),
+        (422, Some("validation_failed")),
+        "{bad}"
+    );
 
     // Without the grant, or with a grant short of global, nothing is shown or re-driven.
     let id = letter["id"].as_i64().unwrap();
     let bystander = app.person(Role::Support, &["audit:read:*"]).await;
-    let scoped = app.person(Role::TeamLead, &["dead_letters:read:team"]).await;
+    let scoped = app
+        .person(Role::TeamLead, &["dead_letters:read:team"])
+        .await;
     for who in [&bystander, &scoped] {
         let (status, _) = app.get(who, "/api/dead-letters").await;
         assert_eq!(status, 403);
@@ -234,7 +244,11 @@ async fn refused_and_undecodable_records_are_dead_lettered_listed_and_re_driven(
     assert_eq!(status, 201, "{body}");
     for _ in 0..2 {
         let (status, body) = app
-            .post(&operator, &format!("/api/dead-letters/{id}/replay"), json!({}))
+            .post(
+                &operator,
+                &format!("/api/dead-letters/{id}/replay"),
+                json!({}),
+            )
             .await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["replayed"], json!([id]));
@@ -263,7 +277,10 @@ async fn refused_and_undecodable_records_are_dead_lettered_listed_and_re_driven(
     let (status, missing) = app
         .post(&operator, "/api/dead-letters/999999/replay", json!({}))
         .await;
-    assert_eq!((status, missing["error"]["code"].as_str()), (404, Some("not_found")));
+    assert_eq!(
+        (status, missing["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
 
     stop.cancel();
     ledger.await.unwrap().unwrap();
