@@ -73,6 +73,8 @@ impl<T: Record + Clone + Send + Sync + 'static> Table<T> {
             applied,
         };
         let topic = topic.to_owned();
+        let dead_letters =
+            super::dead_letters::DeadLetters::new(broker, registry.clone(), format!("table {topic}"))?;
         tokio::spawn(async move {
             let mut count = 0u64;
             loop {
@@ -106,13 +108,18 @@ impl<T: Record + Clone + Send + Sync + 'static> Table<T> {
                         };
                         metrics::counter!("jivapay_table_records_skipped_total", "topic" => topic.clone())
                             .increment(1);
-                        tracing::warn!(
-                            topic,
-                            partition = message.partition(),
-                            offset = message.offset(),
-                            error,
-                            "table record skipped"
-                        );
+                        let raw = super::dead_letters::RawRecord {
+                            topic: topic.clone(),
+                            partition: message.partition(),
+                            offset: message.offset(),
+                            key: message.key().map(<[u8]>::to_vec),
+                            payload: message.payload().map(<[u8]>::to_vec),
+                        };
+                        // Every instance reads the whole table, so each one that starts letters
+                        // the record again; the dead-letters sink keeps one row per component.
+                        if let Err(e) = dead_letters.send(&raw, &format!("undecodable: {error}")).await {
+                            tracing::error!(topic, error = %e, "dead letter of a table record not sent");
+                        }
                     }
                 }
                 count += 1;
