@@ -246,7 +246,7 @@ async fn ingest_state(
     Ok(jivapay_ingest::IngestState {
         pool: pool.clone(),
         producer: RecordProducer::shared(broker, schemas.clone())?,
-        data_key: std::sync::Arc::new(jivapay_admin::crypto::DataKey::from_settings(
+        data_key: std::sync::Arc::new(jivapay_core::crypto::DataKey::from_settings(
             settings.security.data_key.as_ref(),
         )?),
         public_url,
@@ -432,7 +432,7 @@ fn spawn_sink(
             .map_err(Into::into)
         })),
         SinkKind::Callbacks => {
-            let data_key = std::sync::Arc::new(jivapay_admin::crypto::DataKey::from_settings(
+            let data_key = std::sync::Arc::new(jivapay_core::crypto::DataKey::from_settings(
                 settings.security.data_key.as_ref(),
             )?);
             let public_url = settings
@@ -440,10 +440,6 @@ fn spawn_sink(
                 .public_url
                 .clone()
                 .unwrap_or_else(|| format!("http://{}", settings.http.ingest_addr));
-            let secrets: jivapay_sinks::callbacks::SecretOpener =
-                std::sync::Arc::new(move |stored: &str| {
-                    jivapay_admin::routes::stores::open_signing_secret(&data_key, stored)
-                });
             Some(tokio::spawn(jivapay_sinks::callbacks::run(
                 broker,
                 schemas,
@@ -451,7 +447,7 @@ fn spawn_sink(
                 group,
                 jivapay_sinks::callbacks::Options {
                     public_url,
-                    secrets,
+                    data_key,
                     clock: jivapay_sinks::callbacks::system_clock(),
                     sender: Default::default(),
                 },
