@@ -31,7 +31,13 @@ fn workspace_root() -> PathBuf {
 fn dependencies() -> Vec<(String, String)> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--no-deps", "--manifest-path"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--manifest-path",
+        ])
         .arg(workspace_root().join("Cargo.toml"))
         .output()
         .expect("cargo metadata runs");
@@ -68,8 +74,7 @@ fn violations(pairs: &[(String, String)]) -> BTreeSet<String> {
                 "{package} depends on jivapay-admin (the management API is a leaf)"
             ));
         }
-        if package == "jivapay-ingest" && matches!(on.as_str(), "jivapay-sinks" | "jivapay-admin")
-        {
+        if package == "jivapay-ingest" && matches!(on.as_str(), "jivapay-sinks" | "jivapay-admin") {
             found.insert(format!("jivapay-ingest depends on {on}"));
         }
         if COMPONENTS.contains(&package.as_str()) && COMPONENTS.contains(&on.as_str()) {
@@ -84,7 +89,10 @@ fn violations(pairs: &[(String, String)]) -> BTreeSet<String> {
 #[test]
 fn components_depend_downward_only() {
     let found = violations(&dependencies());
-    assert!(found.is_empty(), "the crate graph is not layered:\n{found:#?}");
+    assert!(
+        found.is_empty(),
+        "the crate graph is not layered:\n{found:#?}"
+    );
 }
 
 #[test]
@@ -156,7 +164,10 @@ fn no_module_is_mounted_from_another_folder() {
             }
         }
     }
-    assert!(found.is_empty(), "modules mounted across folders:\n{found:#?}");
+    assert!(
+        found.is_empty(),
+        "modules mounted across folders:\n{found:#?}"
+    );
 }
 
 #[test]
