@@ -6,7 +6,6 @@
 pub mod audit;
 pub mod auth;
 pub mod commission_rules;
-pub mod crypto;
 pub mod error;
 pub mod json;
 pub mod mask;
@@ -18,7 +17,6 @@ pub mod seed_demo;
 /// The catalogue lives in `platform`, so that every component reads the same defaults.
 pub use jivapay_platform::settings_catalog;
 pub mod state;
-pub mod validate;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;

@@ -84,7 +84,7 @@ fn luhn_card(first15: u64) -> String {
     let body = format!("{first15:015}");
     (0..10)
         .map(|d| format!("{body}{d}"))
-        .find(|candidate| crate::validate::luhn(candidate))
+        .find(|candidate| jivapay_core::validate::luhn(candidate))
         .expect("one check digit fits")
 }
 

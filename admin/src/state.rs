@@ -1,8 +1,8 @@
 //! What every handler can reach.
 
 use crate::auth::jwt::{JwtError, JwtKeys};
-use crate::crypto::{CryptoError, DataKey};
 use crate::routes::auth::LoginLimits;
+use jivapay_core::crypto::{CryptoError, DataKey};
 use jivapay_platform::order_changes::OrderChanges;
 use jivapay_platform::Settings;
 use jivapay_schemas::SchemaRegistry;

@@ -4,9 +4,10 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// Namespace for JivaPay's deterministic ids (a fixed, random UUID; never change it: every
-/// stored order id depends on it).
-pub const JIVAPAY_NAMESPACE: Uuid = Uuid::from_u128(0x6a1d_4c1e_9f0b_4d7a_b3a5_2c8e_71f4_0d93);
+use crate::namespaces::IdPurpose;
+
+/// The namespace of order ids: the root of the family in [`crate::namespaces`].
+pub const JIVAPAY_NAMESPACE: Uuid = crate::namespaces::ROOT;
 
 macro_rules! uuid_id {
     ($(#[$doc:meta])* $name:ident) => {
@@ -56,7 +57,7 @@ impl OrderId {
         let mut name = Vec::with_capacity(16 + external_order_id.len());
         name.extend_from_slice(store.0.as_bytes());
         name.extend_from_slice(external_order_id.as_bytes());
-        Self(Uuid::new_v5(&JIVAPAY_NAMESPACE, &name))
+        Self(IdPurpose::Order.id(&name))
     }
 }
 

@@ -5,9 +5,9 @@ use crate::state::IngestState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use jivapay_core::api_keys;
 use jivapay_platform::http::error::ApiError;
 use jivapay_platform::http::rate_limit::too_many;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 /// The authenticated store.
@@ -52,12 +52,12 @@ impl FromRequestParts<IngestState> for StoreCaller {
 async fn authenticate(parts: &Parts, state: &IngestState) -> Result<StoreCaller, ApiError> {
     let key = presented_key(parts)
         .ok_or_else(|| ApiError::unauthenticated("an API key is required (X-Api-Key)"))?;
-    let key_hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+    let key_hash = api_keys::hash(key);
     if let Some(store_id) = state.cache.store_of(&key_hash) {
         return Ok(StoreCaller { store_id });
     }
     let epoch = state.cache.epoch();
-    let store = jivapay_admin::routes::stores::api_keys::authenticate(&state.pool, key).await?;
+    let store = api_keys::authenticate(&state.pool, key).await?;
     if let Some(store_id) = store {
         state.cache.remember_store(epoch, key_hash, store_id);
     }

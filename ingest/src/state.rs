@@ -4,7 +4,7 @@ use crate::cache::GatewayCache;
 use crate::gateway::journal::Journal;
 use crate::limits::GatewayLimits;
 use crate::payment_page::ReceiptStore;
-use jivapay_admin::crypto::DataKey;
+use jivapay_core::crypto::DataKey;
 use jivapay_platform::kafka::RecordProducer;
 use jivapay_platform::order_changes::OrderChanges;
 use sqlx::PgPool;

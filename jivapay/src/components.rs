@@ -244,7 +244,7 @@ async fn ingest_state(
     Ok(jivapay_ingest::IngestState {
         pool: pool.clone(),
         producer: RecordProducer::shared(broker, schemas.clone())?,
-        data_key: std::sync::Arc::new(jivapay_admin::crypto::DataKey::from_settings(
+        data_key: std::sync::Arc::new(jivapay_core::crypto::DataKey::from_settings(
             settings.security.data_key.as_ref(),
         )?),
         public_url,
@@ -455,7 +455,7 @@ fn spawn_sink(
             )
         }),
         SinkKind::Callbacks => {
-            let data_key = std::sync::Arc::new(jivapay_admin::crypto::DataKey::from_settings(
+            let data_key = std::sync::Arc::new(jivapay_core::crypto::DataKey::from_settings(
                 settings.security.data_key.as_ref(),
             )?);
             let public_url = settings
@@ -463,10 +463,6 @@ fn spawn_sink(
                 .public_url
                 .clone()
                 .unwrap_or_else(|| format!("http://{}", settings.http.ingest_addr));
-            let secrets: jivapay_sinks::callbacks::SecretOpener =
-                std::sync::Arc::new(move |stored: &str| {
-                    jivapay_admin::routes::stores::open_signing_secret(&data_key, stored)
-                });
             loops.spawn(
                 component,
                 jivapay_sinks::callbacks::run(
@@ -476,7 +472,7 @@ fn spawn_sink(
                     group,
                     jivapay_sinks::callbacks::Options {
                         public_url,
-                        secrets,
+                        data_key,
                         clock: jivapay_sinks::callbacks::system_clock(),
                         sender: Default::default(),
                     },

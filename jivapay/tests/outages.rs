@@ -255,9 +255,13 @@ async fn e2e_broker_black_holed_for_45_seconds_under_load_on_tansu() {
     let tansu_port = free_port();
     let proxy = Arc::new(FaultProxy::start(&format!("127.0.0.1:{tansu_port}")).await);
     let tansu = OwnTansu::start_advertising(tansu_port, proxy.port());
+    // Static membership, as on Tansu after kills (docs/testing.md): every member's session
+    // expires in the black hole, and dynamic members that rejoin Tansu together can be left
+    // without partitions.
     let env = [
         ("JIVAPAY__DATABASE__URL", pg.url.as_str()),
         ("JIVAPAY__KAFKA__BROKERS", tansu.bootstrap.as_str()),
+        ("JIVAPAY__KAFKA__INSTANCE_ID", "outage-1"),
     ];
     let held = proxy.clone();
     through_outages(&env, &db, move |probe| {

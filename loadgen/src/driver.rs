@@ -4,6 +4,7 @@
 use crate::api::Api;
 use crate::plan::{Customer, Plan};
 use crate::stats::Progress;
+use jivapay_domain::OrderStatus;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -293,8 +294,8 @@ pub fn spawn_traders(
                             handled.retain(|id| listed.contains(id));
                         }
                         for (order_id, status) in orders {
-                            if status != "client_confirmed" {
-                                if !matches!(status.as_str(), "assigned" | "disputed") {
+                            if status != OrderStatus::ClientConfirmed.as_str() {
+                                if !OrderStatus::name_in(&status, OrderStatus::WITH_TRADER) {
                                     handled.remove(&order_id);
                                 }
                                 continue;

@@ -15,6 +15,7 @@ pub mod settings;
 pub mod settings_catalog;
 pub mod startup;
 pub mod telemetry;
+pub mod trader_commands;
 
 pub use settings::Settings;
 pub use startup::StartupError;

@@ -11,6 +11,7 @@
 //! Determinism: for the same inputs, state and `now`, a processor returns the same outputs with
 //! the same ids — that is what makes replays after a crash harmless.
 
+use jivapay_domain::IdPurpose;
 use jivapay_schemas::records::{
     LedgerTransfer, OrderEvent, OrderRequested, OrderRouted, OrderScreened, Rate, Setting, Store,
     StorePosting, Trader, TraderCapacity, TraderCommand, TraderPosting,
@@ -229,16 +230,14 @@ pub fn pool(fiat_currency: &str, payment_method: &str) -> String {
     format!("{fiat_currency}:{payment_method}")
 }
 
-/// Namespace of every id a processor derives (events, transfers, postings, commands).
-pub const PROCESSOR_NAMESPACE: Uuid = Uuid::from_u128(0x5a17_0c3e_8d2b_4f61_a0e4_7b9c_3d18_62f5);
-
 /// A deterministic id from its cause: the same cause always gives the same id, so a replayed
 /// record is recognised downstream. `parts` name the cause, e.g. `[order_id, "assigned"]`.
+/// The namespace is [`IdPurpose::ProcessorOutput`] (events, transfers, postings).
 pub fn derived_id(parts: &[&[u8]]) -> Uuid {
     let mut name = Vec::new();
     for part in parts {
         name.extend_from_slice(&(part.len() as u32).to_be_bytes());
         name.extend_from_slice(part);
     }
-    Uuid::new_v5(&PROCESSOR_NAMESPACE, &name)
+    IdPurpose::ProcessorOutput.id(&name)
 }

@@ -11,7 +11,7 @@ use axum::Router;
 use chrono::{DateTime, Utc};
 use jivapay_schemas::records::{Direction, OrderEvent, OrderEventKind, OrderStatus};
 use jivapay_sinks::callbacks::sender::SenderConfig;
-use jivapay_sinks::callbacks::{Clock, Options, SecretOpener};
+use jivapay_sinks::callbacks::{Clock, Options};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -184,12 +184,11 @@ impl TestClock {
     }
 }
 
-/// Opens stored signing secrets with the harness's data key.
-pub fn secret_opener() -> SecretOpener {
-    let key = Arc::new(
-        jivapay_admin::crypto::DataKey::from_settings(Some(&DATA_KEY.to_owned().into())).unwrap(),
-    );
-    Arc::new(move |stored: &str| jivapay_admin::routes::stores::open_signing_secret(&key, stored))
+/// The harness's data key, with which the stores' signing secrets are sealed.
+pub fn data_key() -> Arc<jivapay_core::crypto::DataKey> {
+    Arc::new(
+        jivapay_core::crypto::DataKey::from_settings(Some(&DATA_KEY.to_owned().into())).unwrap(),
+    )
 }
 
 /// Sets a runtime setting directly in PostgreSQL (the sink reads them from there).
@@ -219,7 +218,7 @@ impl RunningSink {
             format!("callbacks-{}", Uuid::new_v4().simple()),
             Options {
                 public_url: "http://pay.test".into(),
-                secrets: secret_opener(),
+                data_key: data_key(),
                 clock,
                 sender: SenderConfig {
                     poll: Duration::from_millis(50),

@@ -72,7 +72,7 @@ impl Gateway {
             producer: RecordProducer::new(&app.broker, app.state.schemas.clone(), "test-ingest")
                 .unwrap(),
             data_key: Arc::new(
-                jivapay_admin::crypto::DataKey::from_settings(Some(&DATA_KEY.to_owned().into()))
+                jivapay_core::crypto::DataKey::from_settings(Some(&DATA_KEY.to_owned().into()))
                     .unwrap(),
             ),
             public_url: "http://pay.test".into(),

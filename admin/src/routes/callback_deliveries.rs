@@ -7,8 +7,8 @@
 //! `callbacks:read` / `callbacks:replay` / `callbacks:update` with scope `*`. Anything outside
 //! the caller's scope is 404. Replays and re-enabling are audited in the same transaction.
 //!
-//! Also here: [`vet_callback_url`], the save-time address check for callback URLs used by the
-//! store routes and the gateway.
+//! Also here: [`vet_callback_url`], the store routes' save-time address check for callback URLs
+//! (the policy itself is `jivapay_core::callback_url`, shared with the gateway and the sink).
 
 use super::audit_log::Params;
 use crate::audit::{self, Actor, Level};
@@ -22,8 +22,8 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use jivapay_core::callback_url;
 use jivapay_platform::http::path::Path;
-use jivapay_sinks::callbacks::ssrf;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -55,18 +55,8 @@ pub async fn vet_callback_url(
     let Some(url) = url else {
         return Ok(());
     };
-    vet_callback_url_allowing(ssrf::allow_private(pool).await?, field, url).await
-}
-
-/// [`vet_callback_url`] with the allowance already known (the gateway keeps it cached).
-pub async fn vet_callback_url_allowing(allow: bool, field: &str, url: &str) -> ApiResult<()> {
-    ssrf::check_on_save(url, allow).await.map_err(|refusal| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            refusal.code(),
-            format!("{field}: {refusal}"),
-        )
-    })
+    let allow = callback_url::allow_private(pool).await?;
+    Ok(callback_url::vet_field(allow, field, url).await?)
 }
 
 const MAX_LIMIT: i64 = 500;

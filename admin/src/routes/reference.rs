@@ -14,12 +14,12 @@ use crate::error::{ApiError, ApiResult};
 use crate::json::{present, Body};
 use crate::need;
 use crate::state::AppState;
-use crate::validate;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, patch};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use jivapay_core::validate;
 use jivapay_platform::http::path::Path;
 use jivapay_schemas::records::Rate;
 use jivapay_schemas::topics::RATES;
@@ -113,7 +113,7 @@ fn requisite_kind(value: &str) -> ApiResult<String> {
 }
 
 fn name(value: &str) -> ApiResult<String> {
-    validate::text("name", value, 128)
+    Ok(validate::text("name", value, 128)?)
 }
 
 fn unknown(code: &'static str, what: &str, value: &str) -> ApiError {

@@ -8,7 +8,6 @@
 //! Every store change is audited and republishes the store's record to the `stores` topic in the
 //! same transaction. Gateway API keys are in [`api_keys`].
 
-#[path = "../api_keys.rs"]
 pub mod api_keys;
 
 use super::callback_deliveries::vet_callback_url;
@@ -17,21 +16,20 @@ use crate::audit::{self, Actor, Level};
 use crate::auth::permissions::allowed_scope;
 use crate::auth::{Authorized, Permission, Scope, Visibility};
 use crate::commission_rules::check_store_commission;
-use crate::crypto::DataKey;
 use crate::error::{ApiError, ApiResult};
 use crate::json::{present, Body};
 use crate::need;
 use crate::outbox::snapshots::publish_store;
 use crate::state::AppState;
-use crate::validate;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use base64::Engine as _;
+use jivapay_core::signing_secret;
+use jivapay_core::validate;
+use jivapay_domain::Direction;
 use jivapay_platform::http::path::Path;
-use rand::RngCore;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
@@ -185,32 +183,8 @@ fn to_json(view: &StoreView) -> serde_json::Value {
     serde_json::to_value(view).unwrap_or_default()
 }
 
-/// A new callback signing secret: `whsec_` and 32 random bytes from the OS in standard base64,
-/// as the Standard Webhooks libraries decode it (URL-safe base64 would verify with other bytes).
-pub fn new_signing_secret() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    format!(
-        "whsec_{}",
-        base64::engine::general_purpose::STANDARD.encode(bytes)
-    )
-}
-
-/// A signing secret as stored in `stores.signing_secret_encrypted`: base64 of nonce‖ciphertext.
-pub fn seal_signing_secret(key: &DataKey, secret: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(key.encrypt(secret))
-}
-
-/// Reads a stored signing secret back (for the callback sink).
-pub fn open_signing_secret(key: &DataKey, stored: &str) -> Option<String> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(stored)
-        .ok()?;
-    key.decrypt(&bytes).ok()
-}
-
 fn optional_url(field: &str, value: Option<&str>) -> ApiResult<Option<String>> {
-    value.map(|v| validate::url(field, v)).transpose()
+    Ok(value.map(|v| validate::url(field, v)).transpose()?)
 }
 
 /// `Some(None)` clears, `Some(Some(url))` sets (validated), `None` keeps.
@@ -257,7 +231,7 @@ async fn create(
     let success_url = optional_url("success_url", request.success_url.as_deref())?;
     let fail_url = optional_url("fail_url", request.fail_url.as_deref())?;
     vet_callback_url(&state.pool, "callback_url", callback_url.as_deref()).await?;
-    let secret = new_signing_secret();
+    let secret = signing_secret::generate();
 
     let mut tx = state.pool.begin().await?;
     let merchant_enabled: Option<bool> =
@@ -285,7 +259,7 @@ async fn create(
     .bind(&callback_url)
     .bind(&success_url)
     .bind(&fail_url)
-    .bind(seal_signing_secret(&state.data_key, &secret))
+    .bind(signing_secret::seal(&state.data_key, &secret))
     .fetch_one(&mut *tx)
     .await
     .map_err(duplicate_name)?;
@@ -455,7 +429,7 @@ async fn rotate_secret(
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<WithSecret>> {
     let visibility = auth.visibility();
-    let secret = new_signing_secret();
+    let secret = signing_secret::generate();
     let mut tx = state.pool.begin().await?;
     let before = fetch_visible(&mut tx, &visibility, id, true).await?;
     sqlx::query(
@@ -465,7 +439,7 @@ async fn rotate_secret(
          WHERE id = $1",
     )
     .bind(id)
-    .bind(seal_signing_secret(&state.data_key, &secret))
+    .bind(signing_secret::seal(&state.data_key, &secret))
     .bind(PREVIOUS_SECRET_HOURS)
     .execute(&mut *tx)
     .await?;
@@ -492,9 +466,9 @@ async fn rotate_secret(
 }
 
 fn direction(value: &str) -> ApiResult<&str> {
-    match value {
-        "pay_in" | "pay_out" => Ok(value),
-        _ => Err(ApiError::invalid("direction must be pay_in or pay_out")),
+    match value.parse::<Direction>() {
+        Ok(_) => Ok(value),
+        Err(_) => Err(ApiError::invalid("direction must be pay_in or pay_out")),
     }
 }
 
@@ -622,35 +596,4 @@ async fn delete_commission(
     publish_store(&mut tx, &state.schemas, id).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signing_secrets_are_random_and_sealed() {
-        let a = new_signing_secret();
-        let b = new_signing_secret();
-        assert_ne!(a, b);
-        let body = a.strip_prefix("whsec_").unwrap();
-        assert_eq!(
-            base64::engine::general_purpose::STANDARD
-                .decode(body)
-                .unwrap()
-                .len(),
-            32
-        );
-        let key = DataKey::from_bytes([7; 32]);
-        let sealed = seal_signing_secret(&key, &a);
-        assert!(!sealed.contains(body));
-        assert_eq!(
-            open_signing_secret(&key, &sealed).as_deref(),
-            Some(a.as_str())
-        );
-        assert_eq!(
-            open_signing_secret(&DataKey::from_bytes([8; 32]), &sealed),
-            None
-        );
-    }
 }

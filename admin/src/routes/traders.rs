@@ -13,11 +13,12 @@ use crate::json::{present, Body};
 use crate::need;
 use crate::outbox::snapshots::publish_trader;
 use crate::state::AppState;
-use crate::validate;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use jivapay_core::validate;
+use jivapay_domain::Direction;
 use jivapay_platform::http::path::Path;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -209,7 +210,7 @@ async fn check_team(
 }
 
 fn priority(value: i64) -> ApiResult<i32> {
-    validate::int_range("priority", value, 0, PRIORITY_MAX)
+    Ok(validate::int_range("priority", value, 0, PRIORITY_MAX)?)
 }
 
 /// One trader per user.
@@ -495,7 +496,7 @@ async fn set_traffic(
 }
 
 fn check_direction(direction: &str) -> ApiResult<()> {
-    if matches!(direction, "pay_in" | "pay_out") {
+    if direction.parse::<Direction>().is_ok() {
         Ok(())
     } else {
         Err(ApiError::invalid("direction must be pay_in or pay_out"))

@@ -20,12 +20,12 @@ use crate::error::{ApiError, ApiResult};
 use crate::json::{present, Body};
 use crate::need;
 use crate::state::AppState;
-use crate::validate;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use jivapay_core::validate;
 use jivapay_platform::http::path::Path;
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
@@ -164,7 +164,7 @@ pub(super) fn query_rejected(rejection: QueryRejection) -> ApiError {
 
 /// The page size of a list: 1 to [`MAX_LIMIT`], [`DEFAULT_LIMIT`] when absent.
 pub(super) fn limit(value: Option<i64>) -> ApiResult<i64> {
-    validate::int_range("limit", value.unwrap_or(DEFAULT_LIMIT), 1, MAX_LIMIT).map(i64::from)
+    Ok(validate::int_range("limit", value.unwrap_or(DEFAULT_LIMIT), 1, MAX_LIMIT)?.into())
 }
 
 /// An e-mail address as the database accepts it (`x@y`, no whitespace), at most 254 characters.

@@ -13,8 +13,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use base64::Engine as _;
-use jivapay_admin::validate;
-use jivapay_domain::{FiatAmount, OrderId, StoreId};
+use jivapay_core::{callback_url, validate};
+use jivapay_domain::{FiatAmount, OrderId, OrderStatus, StoreId};
 use jivapay_platform::http::error::{ApiError, ApiResult};
 use jivapay_platform::http::json::Body;
 use jivapay_schemas::records::{Direction, OrderRequested};
@@ -82,10 +82,10 @@ impl CreatePayin {
             })?;
         let optional_text =
             |field: &str, value: Option<String>, max: usize| -> ApiResult<Option<String>> {
-                value.map(|v| validate::text(field, &v, max)).transpose()
+                Ok(value.map(|v| validate::text(field, &v, max)).transpose()?)
             };
         let optional_url = |field: &str, value: Option<String>| -> ApiResult<Option<String>> {
-            value.map(|v| validate::url(field, &v)).transpose()
+            Ok(value.map(|v| validate::url(field, &v)).transpose()?)
         };
         Ok(ValidPayin {
             external_order_id,
@@ -184,12 +184,7 @@ pub async fn create_payin(
     let payin = request.parse()?;
     if let Some(url) = payin.callback_url.as_deref() {
         let allow = state.cache.allow_private_callbacks(&state.pool).await;
-        jivapay_admin::routes::callback_deliveries::vet_callback_url_allowing(
-            allow,
-            "callback_url",
-            url,
-        )
-        .await?;
+        callback_url::vet_field(allow, "callback_url", url).await?;
     }
     let check = pool_check(
         &state,
@@ -304,8 +299,8 @@ pub async fn create_payin(
         Json(PayinCreated {
             order_id,
             external_order_id: payin.external_order_id,
-            status: "created",
-            direction: "pay_in",
+            status: OrderStatus::Created.as_str(),
+            direction: Direction::PayIn.as_str(),
             amount: payin.amount.to_string(),
             currency: payin.currency,
             payment_method: payin.payment_method,

@@ -16,16 +16,11 @@ use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Json;
-use jivapay_admin::routes::trader_orders::send_command;
+use jivapay_core::trader_commands;
 use jivapay_platform::http::error::{ApiError, ApiResult};
 use jivapay_platform::http::path::Path;
-use jivapay_schemas::records::{TraderCommand, TraderCommandKind};
 use serde_json::{json, Value};
 use uuid::Uuid;
-
-/// Namespace of command ids derived here (the same cause always gives the same id).
-const COMMAND_NAMESPACE: uuid::Uuid =
-    uuid::Uuid::from_u128(0x7c1e_4e4a_2b0d_4f3b_9a61_3f0e_5d2c_8a17);
 
 /// Name of the form's file field.
 pub const RECEIPT_FIELD: &str = "receipt";
@@ -49,23 +44,13 @@ pub(crate) async fn confirm_with_receipt(
     trader_id: Uuid,
     receipt_key: Option<&str>,
 ) -> ApiResult<()> {
-    let command = TraderCommand {
-        command_id: uuid::Uuid::new_v5(
-            &COMMAND_NAMESPACE,
-            format!("{}:client_confirmed", view.order_id).as_bytes(),
-        ),
+    let command = trader_commands::client_confirmed(
+        view.order_id,
         trader_id,
-        order_id: Some(view.order_id),
-        kind: TraderCommandKind::ClientConfirmed,
-        amount: None,
-        resolution: None,
-        receipt_key: receipt_key.map(str::to_owned),
-        actor_id: None,
-        actor_role: Some("customer".into()),
-        reason: None,
-        issued_at: chrono::Utc::now().timestamp_millis(),
-    };
-    send_command(&state.producer, &command).await
+        receipt_key,
+        chrono::Utc::now().timestamp_millis(),
+    );
+    jivapay_platform::trader_commands::send(&state.producer, &command).await
 }
 
 pub async fn confirm_json(

@@ -12,6 +12,7 @@ use crate::state::IngestState;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
+use jivapay_domain::OrderStatus;
 use jivapay_platform::http::error::ApiResult;
 use jivapay_platform::http::path::Path;
 use jivapay_platform::order_changes::{Notice, Watch};
@@ -21,14 +22,6 @@ use tokio::time::Instant;
 
 /// The longest one stream stays open.
 pub const MAX_STREAM: Duration = Duration::from_secs(10 * 60);
-
-/// Statuses after which nothing more happens to a payment.
-fn is_final(status: &str) -> bool {
-    matches!(
-        status,
-        "completed" | "cancelled" | "expired" | "rejected" | "no_requisite" | "failed"
-    )
-}
 
 fn event(view: &PaymentView) -> Event {
     // A view is plain data: serialising it cannot fail; an empty event would do no harm.
@@ -60,7 +53,11 @@ impl Feed {
                     return Some((Ok(event(&view)), self));
                 }
             }
-            if self.sent.as_deref().is_some_and(is_final) {
+            if self
+                .sent
+                .as_deref()
+                .is_some_and(OrderStatus::is_terminal_name)
+            {
                 return None;
             }
             let notice = tokio::select! {

@@ -9,6 +9,7 @@ use crate::state::IngestState;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
+use jivapay_domain::OrderStatus;
 use jivapay_platform::http::path::Path;
 use std::collections::HashMap;
 
@@ -88,8 +89,9 @@ fn amount(view: &PaymentView) -> String {
 }
 
 fn render(view: &PaymentView, token: &str, just_confirmed: bool) -> String {
-    match view.status.as_str() {
-        "created" => layout(
+    // An unknown name (none is stored) renders as closed, like every terminal status.
+    match view.status.parse::<OrderStatus>().ok() {
+        Some(OrderStatus::Created) => layout(
             "Preparing your payment",
             Some(Live {
                 token,
@@ -101,7 +103,7 @@ fn render(view: &PaymentView, token: &str, just_confirmed: bool) -> String {
                 amount(view)
             ),
         ),
-        "assigned" if view.can_confirm && !just_confirmed => {
+        Some(OrderStatus::Assigned) if view.can_confirm && !just_confirmed => {
             let requisite = view.requisite.as_ref();
             let field = |label: &str, value: &str, id: &str| {
                 format!(
@@ -156,7 +158,7 @@ file.addEventListener('change',function(){{err.hidden=true;}});}})();
                 ),
             )
         }
-        "client_confirmed" | "assigned" => layout(
+        Some(OrderStatus::ClientConfirmed | OrderStatus::Assigned) => layout(
             "Thank you — checking your payment",
             Some(Live {
                 token,
@@ -173,7 +175,7 @@ file.addEventListener('change',function(){{err.hidden=true;}});}})();
                 }
             ),
         ),
-        "completed" => layout(
+        Some(OrderStatus::Completed) => layout(
             "Payment received",
             None,
             &format!(
@@ -181,17 +183,17 @@ file.addEventListener('change',function(){{err.hidden=true;}});}})();
                 amount(view)
             ),
         ),
-        "expired" => layout(
+        Some(OrderStatus::Expired) => layout(
             "This payment has expired",
             None,
             r#"<p id="state">The time to pay has run out. Please start a new payment from the shop.</p>"#,
         ),
-        "disputed" => layout(
+        Some(OrderStatus::Disputed) => layout(
             "Payment under review",
             None,
             r#"<p id="state">The payment is being checked by our support team.</p>"#,
         ),
-        "review" => layout(
+        Some(OrderStatus::Review) => layout(
             "Payment under review",
             None,
             r#"<p id="state">This payment is being reviewed. The shop will let you know.</p>"#,

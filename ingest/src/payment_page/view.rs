@@ -4,6 +4,7 @@
 use crate::state::IngestState;
 use axum::extract::State;
 use axum::Json;
+use jivapay_domain::OrderStatus;
 use jivapay_platform::http::error::{ApiError, ApiResult};
 use jivapay_platform::http::path::Path;
 use rust_decimal::Decimal;
@@ -37,7 +38,7 @@ pub struct PaymentView {
 
 /// Statuses in which the payer is shown the requisite.
 fn shows_requisite(status: &str) -> bool {
-    matches!(status, "assigned" | "client_confirmed")
+    OrderStatus::name_in(status, OrderStatus::AWAITING_PAYMENT)
 }
 
 pub async fn load(state: &IngestState, token: &str) -> ApiResult<PaymentView> {
@@ -75,7 +76,7 @@ pub async fn load(state: &IngestState, token: &str) -> ApiResult<PaymentView> {
     let seconds_left = (expires_at - chrono::Utc::now()).num_seconds().max(0);
     Ok(PaymentView {
         order_id: row.get("order_id"),
-        can_confirm: status == "assigned" && seconds_left > 0,
+        can_confirm: status == OrderStatus::Assigned.as_str() && seconds_left > 0,
         status,
         amount: row.get("fiat_amount"),
         currency: row.get("fiat_currency"),

@@ -2,6 +2,7 @@
 //! (completed in the last seconds) and counts by status, refreshed from the order projection.
 //! Without a terminal (a pipe, a test) it prints one line every few seconds instead.
 
+use jivapay_domain::OrderStatus;
 use jivapay_loadgen::{Plan, Progress};
 use std::collections::{BTreeMap, VecDeque};
 use std::io::IsTerminal;
@@ -14,15 +15,13 @@ pub struct Display {
     task: tokio::task::JoinHandle<()>,
 }
 
-/// Statuses after which an order changes no more.
-pub const FINAL: &[&str] = &[
-    "completed",
-    "cancelled",
-    "expired",
-    "rejected",
-    "no_requisite",
-    "failed",
-];
+/// Orders of `by_status` (see [`counts`]) in a terminal status: they change no more.
+pub fn final_count(by_status: &BTreeMap<String, i64>) -> i64 {
+    OrderStatus::TERMINAL
+        .iter()
+        .filter_map(|s| by_status.get(s.as_str()))
+        .sum()
+}
 
 /// Orders of the run by status, from the projection.
 pub async fn counts(pool: &sqlx::PgPool, run_id: &str) -> BTreeMap<String, i64> {
@@ -60,7 +59,7 @@ impl Display {
             loop {
                 let by_status = counts(&pool, &plan.run_id).await;
                 let completed = by_status.get("completed").copied().unwrap_or(0);
-                let final_count: i64 = FINAL.iter().filter_map(|s| by_status.get(*s)).sum();
+                let final_count = final_count(&by_status);
                 let now = Instant::now();
                 samples.push_back((now, completed));
                 while samples

@@ -1,7 +1,7 @@
 //! The end of the demo: orders by final state, balances per store, trader and platform, and
 //! the checks that the journal is balanced and agrees with the order projection.
 
-use super::progress::{counts, FINAL};
+use super::progress::{counts, final_count};
 use jivapay_loadgen::{OrderOutcome, Percentiles, Progress};
 use rust_decimal::Decimal;
 use std::fmt::Write as _;
@@ -48,7 +48,7 @@ pub async fn wait_until_final(
     let deadline = Instant::now() + limit;
     loop {
         let by_status = counts(pool, run_id).await;
-        let final_count: i64 = FINAL.iter().filter_map(|s| by_status.get(*s)).sum();
+        let final_count = final_count(&by_status);
         let completed = by_status.get("completed").copied().unwrap_or(0);
         let journaled: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM ledger_transfers t JOIN orders o ON o.id = t.order_id

@@ -147,4 +147,23 @@ impl From<jivapay_schemas::CodecError> for ApiError {
     }
 }
 
+/// A field that breaks a shared rule: 422 `validation_failed`, naming the field and the rule.
+impl From<jivapay_core::validate::FieldError> for ApiError {
+    fn from(e: jivapay_core::validate::FieldError) -> Self {
+        Self::invalid(e.0)
+    }
+}
+
+/// A callback URL the policy refuses: 422 with the refusal's own code
+/// (`callback_url_forbidden`, …), naming the field.
+impl From<jivapay_core::callback_url::FieldRefused> for ApiError {
+    fn from(e: jivapay_core::callback_url::FieldRefused) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            e.refusal.code(),
+            e.to_string(),
+        )
+    }
+}
+
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -73,8 +73,11 @@ impl<T: Record + Clone + Send + Sync + 'static> Table<T> {
             applied,
         };
         let topic = topic.to_owned();
-        let dead_letters =
-            super::dead_letters::DeadLetters::new(broker, registry.clone(), format!("table {topic}"))?;
+        let dead_letters = super::dead_letters::DeadLetters::new(
+            broker,
+            registry.clone(),
+            format!("table {topic}"),
+        )?;
         tokio::spawn(async move {
             let mut count = 0u64;
             loop {
@@ -117,7 +120,10 @@ impl<T: Record + Clone + Send + Sync + 'static> Table<T> {
                         };
                         // Every instance reads the whole table, so each one that starts letters
                         // the record again; the dead-letters sink keeps one row per component.
-                        if let Err(e) = dead_letters.send(&raw, &format!("undecodable: {error}")).await {
+                        if let Err(e) = dead_letters
+                            .send(&raw, &format!("undecodable: {error}"))
+                            .await
+                        {
                             tracing::error!(topic, error = %e, "dead letter of a table record not sent");
                         }
                     }

@@ -61,7 +61,7 @@ pub use eligibility::Refusal;
 pub use handlers::{Outcome, ASSIGNED_SEQUENCE, DEPOSIT_CURRENCY};
 pub use machine::{transition, IllegalTransition, OrderAction, OrderState};
 pub use processor::TraderBookProcessor;
-pub use records::{kind_name, REFUSED_BY_TRADER_BOOK};
+pub use records::REFUSED_BY_TRADER_BOOK;
 pub use settings::BookSettings;
 pub use state::{OpenOrder, TraderState, Usage, RECENT_IDS};
 pub use transfers::{deposit_transfer, transfer_id, DepositMove};

@@ -3,8 +3,7 @@
 use super::state::OpenOrder;
 use crate::core::{derived_id, Millis};
 use jivapay_schemas::records::{
-    CandidateDecision, CandidateOutcome, OrderEvent, OrderEventKind, OrderRouted, OrderScreened,
-    OrderStatus,
+    CandidateDecision, CandidateOutcome, OrderEvent, OrderRouted, OrderScreened, OrderStatus,
 };
 use uuid::Uuid;
 
@@ -45,7 +44,7 @@ pub fn order_event(
 ) -> OrderEvent {
     let kind = order.state.event_kind();
     OrderEvent {
-        event_id: derived_id(&[order_id.as_bytes(), kind_name(kind).as_bytes()]),
+        event_id: derived_id(&[order_id.as_bytes(), kind.as_str().as_bytes()]),
         order_id,
         store_id: order.store_id,
         external_order_id: order.external_order_id.clone(),
@@ -135,24 +134,5 @@ pub fn screened_back(routed: &OrderRouted, reason: &str, now: Millis) -> OrderSc
         refusals,
         requested_at: routed.requested_at,
         screened_at: now,
-    }
-}
-
-/// The part of an event id that names its kind (`derived_id(&[order_id, name])`).
-pub fn kind_name(kind: OrderEventKind) -> &'static str {
-    match kind {
-        OrderEventKind::Created => "created",
-        OrderEventKind::Review => "review",
-        OrderEventKind::Rejected => "rejected",
-        OrderEventKind::NoRequisite => "no_requisite",
-        OrderEventKind::Assigned => "assigned",
-        OrderEventKind::ClientConfirmed => "client_confirmed",
-        OrderEventKind::TraderPaid => "trader_paid",
-        OrderEventKind::Completed => "completed",
-        OrderEventKind::Cancelled => "cancelled",
-        OrderEventKind::Expired => "expired",
-        OrderEventKind::Disputed => "disputed",
-        OrderEventKind::Resolved => "resolved",
-        OrderEventKind::Failed => "failed",
     }
 }

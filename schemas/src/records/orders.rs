@@ -4,12 +4,9 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Direction {
-    PayIn,
-    PayOut,
-}
+/// The names are written once, in the domain; the records carry the domain's enums (same
+/// variants in the schemas' order, same serde names, so the same bytes).
+pub use jivapay_domain::order::{Direction, OrderEventKind, OrderStatus};
 
 /// `orders.requested`, key = store id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -92,43 +89,6 @@ pub struct OrderRouted {
     pub candidates: Vec<CandidateDecision>,
     pub requested_at: i64,
     pub routed_at: i64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum OrderEventKind {
-    Created,
-    Review,
-    Rejected,
-    NoRequisite,
-    Assigned,
-    ClientConfirmed,
-    /// Pay-out: the trader says he has paid the customer.
-    TraderPaid,
-    Completed,
-    Cancelled,
-    Expired,
-    Disputed,
-    Resolved,
-    Failed,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum OrderStatus {
-    Created,
-    Review,
-    Rejected,
-    NoRequisite,
-    Assigned,
-    ClientConfirmed,
-    /// Pay-out: the trader says he has paid the customer.
-    TraderPaid,
-    Completed,
-    Cancelled,
-    Expired,
-    Disputed,
-    Failed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -9,9 +9,8 @@
 
 use super::policy::PolicyCache;
 use super::Clock;
-use crate::projection::{kind_name, status_name};
 use crate::runtime::Sink;
-use jivapay_schemas::records::{Direction, OrderEvent, OrderEventKind};
+use jivapay_schemas::records::{Direction, OrderEvent, OrderEventKind, OrderStatus};
 use serde_json::{json, Value};
 use sqlx::PgConnection;
 
@@ -28,7 +27,7 @@ pub fn merchant_visible(kind: OrderEventKind) -> bool {
 
 /// The callback's `type`, e.g. `order.completed`.
 pub fn event_type(kind: OrderEventKind) -> String {
-    format!("order.{}", kind_name(kind))
+    format!("order.{}", kind.as_str())
 }
 
 fn millis_rfc3339(at: i64) -> String {
@@ -54,10 +53,10 @@ pub fn payload(event: &OrderEvent, public_url: &str) -> Value {
             "order_id": event.order_id,
             "external_order_id": event.external_order_id,
             "store_id": event.store_id,
-            "direction": if event.direction == Direction::PayOut { "pay_out" } else { "pay_in" },
+            "direction": event.direction.as_str(),
             "sequence": event.sequence,
-            "status": status_name(event.status),
-            "previous_status": event.previous_status.map(status_name),
+            "status": event.status.as_str(),
+            "previous_status": event.previous_status.map(OrderStatus::as_str),
             "fiat_amount": decimal(event.fiat_amount),
             "fiat_currency": event.fiat_currency,
             "crypto_amount": decimal(event.crypto_amount),
@@ -154,13 +153,13 @@ impl Sink<OrderEvent> for CallbackIntake {
         .bind(
             deliveries
                 .iter()
-                .map(|(e, _)| status_name(e.status))
+                .map(|(e, _)| e.status.as_str())
                 .collect::<Vec<_>>(),
         )
         .bind(
             deliveries
                 .iter()
-                .map(|(e, _)| e.previous_status.map(status_name))
+                .map(|(e, _)| e.previous_status.map(OrderStatus::as_str))
                 .collect::<Vec<_>>(),
         )
         .execute(&mut *tx)

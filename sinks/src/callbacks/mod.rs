@@ -9,12 +9,13 @@
 
 pub mod intake;
 pub mod policy;
+pub mod resolver;
 pub mod schedule;
 pub mod sender;
 pub mod signing;
-pub mod ssrf;
 
 use chrono::{DateTime, Utc};
+use jivapay_core::crypto::DataKey;
 use std::sync::Arc;
 
 /// The time the sink runs on: the system clock, or a hand-moved one in tests.
@@ -25,15 +26,12 @@ pub fn system_clock() -> Clock {
     Arc::new(Utc::now)
 }
 
-/// Opens a stored (encrypted) signing secret: `stores.signing_secret_encrypted` → `whsec_…`.
-/// Given by the caller, who holds the data key.
-pub type SecretOpener = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
-
 /// What the callback sink needs besides the broker and PostgreSQL.
 pub struct Options {
     /// Where payment pages are served (the `payment_url` of `order.created`).
     pub public_url: String,
-    pub secrets: SecretOpener,
+    /// Opens the stores' sealed signing secrets (`security.data_key`).
+    pub data_key: Arc<DataKey>,
     pub clock: Clock,
     pub sender: sender::SenderConfig,
 }
@@ -56,7 +54,7 @@ pub async fn run(
     let sender = Arc::new(sender::Sender::new(
         pool.clone(),
         options.clock,
-        options.secrets,
+        options.data_key,
         options.sender,
     ));
     // The sender stops with the intake: a sink whose intake failed exits as a whole.

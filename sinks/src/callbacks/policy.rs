@@ -2,6 +2,7 @@
 //! has PostgreSQL at hand; the settings topic carries the same values) and cached briefly, so a
 //! change made in the management API applies within seconds without a restart.
 
+use jivapay_core::callback_url;
 use jivapay_platform::settings_catalog as catalogue;
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -31,7 +32,7 @@ impl Default for Policy {
             schedule: catalogue::default_seconds_list("callbacks.retry_schedule_secs"),
             timeout: secs("callbacks.timeout_secs"),
             disable_after: secs("callbacks.disable_after_failing_secs"),
-            allow_private: catalogue::default_boolean(super::ssrf::ALLOW_PRIVATE_SETTING),
+            allow_private: catalogue::default_boolean(callback_url::ALLOW_PRIVATE_SETTING),
         }
     }
 }
@@ -63,7 +64,7 @@ impl Policy {
                     self.disable_after = Duration::from_secs(secs);
                 }
             }
-            super::ssrf::ALLOW_PRIVATE_SETTING => {
+            callback_url::ALLOW_PRIVATE_SETTING => {
                 if let Some(b) = value.as_bool() {
                     self.allow_private = b;
                 }

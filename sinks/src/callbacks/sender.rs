@@ -18,11 +18,14 @@
 //!   Deliveries of a disabled store wait (they are not attempted) until it is re-enabled.
 
 use super::policy::{Policy, PolicyCache};
+use super::resolver::GuardedResolver;
 use super::schedule::{next_delay, parse_retry_after};
 use super::signing::signature_header;
-use super::ssrf::{self, GuardedResolver};
-use super::{Clock, SecretOpener};
+use super::Clock;
 use chrono::{DateTime, Utc};
+use jivapay_core::callback_url;
+use jivapay_core::crypto::DataKey;
+use jivapay_core::signing_secret;
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -85,7 +88,7 @@ impl Outcome {
 pub struct Sender {
     pool: PgPool,
     clock: Clock,
-    secrets: SecretOpener,
+    data_key: Arc<DataKey>,
     config: SenderConfig,
     policy: PolicyCache,
     resolver: GuardedResolver,
@@ -105,7 +108,7 @@ fn excerpt(bytes: &[u8]) -> String {
 }
 
 impl Sender {
-    pub fn new(pool: PgPool, clock: Clock, secrets: SecretOpener, config: SenderConfig) -> Self {
+    pub fn new(pool: PgPool, clock: Clock, data_key: Arc<DataKey>, config: SenderConfig) -> Self {
         let resolver = GuardedResolver::default();
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -119,7 +122,7 @@ impl Sender {
             slots: Arc::new(Semaphore::new(config.global)),
             pool,
             clock,
-            secrets,
+            data_key,
             config,
             resolver,
             client,
@@ -267,10 +270,11 @@ impl Sender {
         let Some((current, previous, expires)) = row else {
             return Ok(vec![]);
         };
-        let mut secrets: Vec<String> = (self.secrets)(&current).into_iter().collect();
+        let open = |stored: &str| signing_secret::open(&self.data_key, stored);
+        let mut secrets: Vec<String> = open(&current).into_iter().collect();
         if let (Some(previous), Some(expires)) = (previous, expires) {
             if expires > now {
-                secrets.extend((self.secrets)(&previous));
+                secrets.extend(open(&previous));
             }
         }
         Ok(secrets)
@@ -283,7 +287,7 @@ impl Sender {
         body: String,
         policy: &Policy,
     ) -> Outcome {
-        if let Err(refusal) = ssrf::vet(url, policy.allow_private).await {
+        if let Err(refusal) = callback_url::vet(url, policy.allow_private).await {
             return Outcome {
                 error: Some(format!("{}: {refusal}", refusal.code())),
                 ..Outcome::default()

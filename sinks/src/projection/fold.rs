@@ -3,8 +3,8 @@
 //! amounts and parties kept once known. One row per order lets a whole batch be written with
 //! one `INSERT … ON CONFLICT` (PostgreSQL refuses to update a row twice in one statement).
 
-use super::{is_terminal, millis, status_name};
-use jivapay_schemas::records::{Direction, OrderEvent, OrderEventKind};
+use super::millis;
+use jivapay_schemas::records::{OrderEvent, OrderEventKind, OrderStatus};
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -52,12 +52,9 @@ impl OrderRow {
             id: event.order_id,
             store_id: event.store_id,
             external_order_id: event.external_order_id.clone(),
-            direction: match event.direction {
-                Direction::PayIn => "pay_in",
-                Direction::PayOut => "pay_out",
-            },
-            status: status_name(event.status),
-            previous_status: event.previous_status.map(status_name),
+            direction: event.direction.as_str(),
+            status: event.status.as_str(),
+            previous_status: event.previous_status.map(OrderStatus::as_str),
             fiat_amount: event.fiat_amount,
             fiat_currency: event.fiat_currency.clone(),
             crypto_amount: event.crypto_amount,
@@ -74,7 +71,7 @@ impl OrderRow {
             client_confirmed_at: when(OrderEventKind::ClientConfirmed),
             trader_paid_at: when(OrderEventKind::TraderPaid),
             completed_at: when(OrderEventKind::Completed),
-            closed_at: is_terminal(event.status).then_some(at),
+            closed_at: event.status.is_terminal().then_some(at),
             expires_at: event.expires_at.map(millis),
             updated_at: at,
             last_event_id: event.event_id,

@@ -9,57 +9,10 @@ mod fold;
 use crate::runtime::Sink;
 use fold::OrderRow;
 use jivapay_platform::order_changes::{self, OrderChange};
-use jivapay_schemas::records::{OrderEvent, OrderEventKind, OrderStatus};
+use jivapay_schemas::records::{OrderEvent, OrderEventKind};
 use sqlx::PgConnection;
 
 pub struct ProjectionSink;
-
-pub fn status_name(status: OrderStatus) -> &'static str {
-    match status {
-        OrderStatus::Created => "created",
-        OrderStatus::Review => "review",
-        OrderStatus::Rejected => "rejected",
-        OrderStatus::NoRequisite => "no_requisite",
-        OrderStatus::Assigned => "assigned",
-        OrderStatus::ClientConfirmed => "client_confirmed",
-        OrderStatus::TraderPaid => "trader_paid",
-        OrderStatus::Completed => "completed",
-        OrderStatus::Cancelled => "cancelled",
-        OrderStatus::Expired => "expired",
-        OrderStatus::Disputed => "disputed",
-        OrderStatus::Failed => "failed",
-    }
-}
-
-pub fn kind_name(kind: OrderEventKind) -> &'static str {
-    match kind {
-        OrderEventKind::Created => "created",
-        OrderEventKind::Review => "review",
-        OrderEventKind::Rejected => "rejected",
-        OrderEventKind::NoRequisite => "no_requisite",
-        OrderEventKind::Assigned => "assigned",
-        OrderEventKind::ClientConfirmed => "client_confirmed",
-        OrderEventKind::TraderPaid => "trader_paid",
-        OrderEventKind::Completed => "completed",
-        OrderEventKind::Cancelled => "cancelled",
-        OrderEventKind::Expired => "expired",
-        OrderEventKind::Disputed => "disputed",
-        OrderEventKind::Resolved => "resolved",
-        OrderEventKind::Failed => "failed",
-    }
-}
-
-fn is_terminal(status: OrderStatus) -> bool {
-    matches!(
-        status,
-        OrderStatus::Completed
-            | OrderStatus::Cancelled
-            | OrderStatus::Expired
-            | OrderStatus::Rejected
-            | OrderStatus::NoRequisite
-            | OrderStatus::Failed
-    )
-}
 
 fn millis(at: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_millis(at).unwrap_or_default()
@@ -231,8 +184,8 @@ async fn insert_events(tx: &mut PgConnection, events: &[&OrderEvent]) -> sqlx::R
     .bind(events.iter().map(|e| e.event_id).collect::<Vec<_>>())
     .bind(events.iter().map(|e| e.order_id).collect::<Vec<_>>())
     .bind(events.iter().map(|e| i64::from(e.sequence)).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| kind_name(e.kind)).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| status_name(e.status)).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.status.as_str()).collect::<Vec<_>>())
     .bind(events.iter().map(|e| millis(e.occurred_at)).collect::<Vec<_>>())
     .bind(payloads)
     .execute(&mut *tx)

@@ -2,7 +2,8 @@
 //! money arrived, or report that it did not. A confirmation becomes a command for the trader
 //! book (`trader.commands`, key = trader), which owns the order's state and decides; the API
 //! answers 202 once the command is on the topic. Command ids derive from the order, so a
-//! repeated click is one command. `GET /trader/orders/events` streams the list as it changes
+//! repeated click is one command (building and sending are shared with the payment page:
+//! `jivapay_core::trader_commands`, `jivapay_platform::trader_commands`). `GET /trader/orders/events` streams the list as it changes
 //! (see [`events`]).
 
 mod events;
@@ -14,15 +15,16 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use jivapay_core::{trader_commands, validate};
+use jivapay_domain::OrderStatus;
 use jivapay_platform::http::error::{ApiError, ApiResult};
 use jivapay_platform::http::json::Body;
 use jivapay_platform::http::path::Path;
-use jivapay_platform::kafka::RecordProducer;
-use jivapay_schemas::records::{TraderCommand, TraderCommandKind};
-use jivapay_schemas::topics::TRADER_COMMANDS;
+use jivapay_schemas::records::TraderCommandKind;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::sync::LazyLock;
 use uuid::Uuid;
 
 need!(TraderOrders, "trader_orders", "use", [Trader]);
@@ -37,9 +39,6 @@ pub fn router() -> Router<AppState> {
             post(report_non_payment),
         )
 }
-
-/// Namespace of the command ids derived here.
-const COMMAND_NAMESPACE: Uuid = Uuid::from_u128(0x2f6a_9b31_7e0c_4d55_8c2e_41a9_6b7d_03f1);
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 struct OpenOrder {
@@ -67,13 +66,9 @@ const ORDER_COLUMNS: &str =
          AS requisite_masked,
      o.expires_at, o.created_at, o.trader_id";
 
-/// Statuses in which an order is on the trader's list. The list's SQL also says
-/// `closed_at IS NULL`: that is the predicate of the partial index of unclosed orders by trader
-/// (without it the plan walks the trader's whole history).
-const OPEN_STATUSES: [&str; 3] = ["assigned", "client_confirmed", "disputed"];
-
+/// Whether an order in `status` is on the trader's list ([`OrderStatus::WITH_TRADER`]).
 fn is_open(status: &str) -> bool {
-    OPEN_STATUSES.contains(&status)
+    OrderStatus::name_in(status, OrderStatus::WITH_TRADER)
 }
 
 /// The caller's trader, or 403.
@@ -84,16 +79,24 @@ fn trader_of(auth: &Authorized<TraderOrders>) -> ApiResult<Uuid> {
 }
 
 /// The trader's open orders, oldest first (at most 500).
+///
+/// The statuses are literals in the text (from [`OrderStatus::WITH_TRADER`]), as they always
+/// were. The SQL also says `closed_at IS NULL`: that is the predicate of the partial index of
+/// unclosed orders by trader (without it the plan walks the trader's whole history).
 async fn open_orders(state: &AppState, trader: Uuid) -> sqlx::Result<Vec<OpenOrder>> {
-    sqlx::query_as(&format!(
-        "SELECT {ORDER_COLUMNS} FROM orders o LEFT JOIN requisites r ON r.id = o.requisite_id
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {ORDER_COLUMNS} FROM orders o LEFT JOIN requisites r ON r.id = o.requisite_id
          WHERE o.trader_id = $1 AND o.closed_at IS NULL
-           AND o.status IN ('assigned', 'client_confirmed', 'disputed')
-         ORDER BY o.created_at LIMIT 500"
-    ))
-    .bind(trader)
-    .fetch_all(&state.pool)
-    .await
+           AND o.status IN ({})
+         ORDER BY o.created_at LIMIT 500",
+            OrderStatus::sql_list(OrderStatus::WITH_TRADER)
+        )
+    });
+    sqlx::query_as(SQL.as_str())
+        .bind(trader)
+        .fetch_all(&state.pool)
+        .await
 }
 
 /// Those of `orders` that are the trader's, whatever their status.
@@ -139,26 +142,13 @@ struct Report {
     reason: Option<String>,
 }
 
-/// Puts `command` on `trader.commands` (key = its trader, the owner of the decision);
-/// 503 if the broker does not take it.
-pub async fn send_command(producer: &RecordProducer, command: &TraderCommand) -> ApiResult<()> {
-    producer
-        .send(TRADER_COMMANDS, &command.trader_id.to_string(), command)
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "trader.commands produce failed");
-            ApiError::unavailable("try again in a moment")
-        })?;
-    Ok(())
-}
-
 /// Sends `kind` for one of the caller's open orders in one of `allowed` statuses.
 async fn command(
     state: &AppState,
     auth: &Authorized<TraderOrders>,
     order_id: Uuid,
     kind: TraderCommandKind,
-    allowed: &[&str],
+    allowed: &[OrderStatus],
     reason: Option<String>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let trader = trader_of(auth)?;
@@ -172,7 +162,7 @@ async fn command(
         .filter(|(_, owner)| *owner == Some(trader))
         .map(|(status, _)| status)
         .ok_or_else(|| ApiError::not_found("order"))?;
-    if !allowed.contains(&status.as_str()) {
+    if !OrderStatus::name_in(&status, allowed) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "invalid_order_state",
@@ -181,20 +171,15 @@ async fn command(
     }
     let producer = state.commands.as_ref().ok_or_else(ApiError::internal)?;
     let name = format!("{kind:?}");
-    let command = TraderCommand {
-        command_id: Uuid::new_v5(&COMMAND_NAMESPACE, format!("{order_id}:{name}").as_bytes()),
-        trader_id: trader,
-        order_id: Some(order_id),
+    let command = trader_commands::from_trader(
+        order_id,
+        trader,
         kind,
-        amount: None,
-        resolution: None,
-        receipt_key: None,
-        actor_id: Some(auth.caller.user_id),
-        actor_role: Some("trader".into()),
+        auth.caller.user_id,
         reason,
-        issued_at: chrono::Utc::now().timestamp_millis(),
-    };
-    send_command(producer, &command).await?;
+        chrono::Utc::now().timestamp_millis(),
+    );
+    jivapay_platform::trader_commands::send(producer, &command).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"order_id": order_id, "command": name})),
@@ -211,7 +196,7 @@ async fn confirm(
         &auth,
         order_id,
         TraderCommandKind::TraderConfirmed,
-        &["assigned", "client_confirmed"],
+        OrderStatus::AWAITING_PAYMENT,
         None,
     )
     .await
@@ -225,14 +210,14 @@ async fn report_non_payment(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let reason = report
         .reason
-        .map(|r| crate::validate::text("reason", &r, 500))
+        .map(|r| validate::text("reason", &r, 500))
         .transpose()?;
     command(
         &state,
         &auth,
         order_id,
         TraderCommandKind::ReportNonPayment,
-        &["client_confirmed"],
+        &[OrderStatus::ClientConfirmed],
         reason,
     )
     .await

@@ -1,16 +1,14 @@
-//! Where a callback may go: only to public addresses. A URL whose host is, or resolves to, a
+//! The callback-URL policy: where a merchant callback may go — only to public addresses. A URL whose host is, or resolves to, a
 //! loopback, private, link-local (cloud metadata included), carrier-grade NAT, unspecified,
 //! multicast, broadcast, documentation or otherwise reserved address is refused, for IPv4 and
 //! IPv6 alike (IPv4-mapped, -compatible, NAT64 and 6to4 addresses are judged by the IPv4 address
 //! inside). The check runs when a URL is saved (store create/update, gateway order create) and
-//! again at every send; at send time the HTTP client connects only to the addresses vetted by
-//! [`GuardedResolver`], so a name that resolves differently a moment later (DNS rebinding)
-//! cannot slip through. The runtime setting `callbacks.allow_private_addresses` turns the check
+//! again at every send; at send time the callback sink's HTTP client connects only to addresses
+//! vetted by this policy (its resolver calls [`resolve`] and [`check_addresses`]), so a name
+//! that resolves differently a moment later (DNS rebinding) cannot slip through. The runtime setting `callbacks.allow_private_addresses` turns the check
 //! off for local development and tests.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// The runtime setting that allows private addresses (development only).
@@ -108,7 +106,7 @@ fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
 
 /// The host and port of an http(s) URL.
 pub fn host_port(url: &str) -> Result<(String, u16), Refusal> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| Refusal::Invalid(e.to_string()))?;
+    let parsed = url::Url::parse(url).map_err(|e| Refusal::Invalid(e.to_string()))?;
     let port = match parsed.scheme() {
         "http" | "https" => parsed
             .port_or_known_default()
@@ -180,6 +178,25 @@ pub async fn check_on_save(url: &str, allow_private: bool) -> Result<(), Refusal
     }
 }
 
+/// A callback URL refused when it is saved, with the request field that named it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {refusal}")]
+pub struct FieldRefused {
+    pub field: String,
+    pub refusal: Refusal,
+}
+
+/// [`check_on_save`] for the request field `field`, with the allowance already known (the
+/// gateway keeps it cached; the management API reads it with [`allow_private`]).
+pub async fn vet_field(allow_private: bool, field: &str, url: &str) -> Result<(), FieldRefused> {
+    check_on_save(url, allow_private)
+        .await
+        .map_err(|refusal| FieldRefused {
+            field: field.to_owned(),
+            refusal,
+        })
+}
+
 /// Reads the development allowance from the runtime settings stored in PostgreSQL.
 pub async fn allow_private<'e, E: sqlx::PgExecutor<'e>>(executor: E) -> sqlx::Result<bool> {
     let value: Option<serde_json::Value> =
@@ -188,28 +205,6 @@ pub async fn allow_private<'e, E: sqlx::PgExecutor<'e>>(executor: E) -> sqlx::Re
             .fetch_optional(executor)
             .await?;
     Ok(value.and_then(|v| v.as_bool()).unwrap_or(false))
-}
-
-/// The HTTP client's resolver: resolves with the system resolver and refuses forbidden
-/// addresses, so a connection only ever goes to a vetted address.
-#[derive(Debug, Default, Clone)]
-pub struct GuardedResolver {
-    pub allow_private: Arc<AtomicBool>,
-}
-
-impl reqwest::dns::Resolve for GuardedResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let allow = self.allow_private.load(Ordering::Relaxed);
-        let host = name.as_str().to_owned();
-        Box::pin(async move {
-            let addresses = resolve(&host, 0).await?;
-            if !allow {
-                check_addresses(&host, &addresses)?;
-            }
-            let addrs: reqwest::dns::Addrs = Box::new(addresses.into_iter());
-            Ok(addrs)
-        })
-    }
 }
 
 #[cfg(test)]

@@ -1,23 +1,34 @@
-//! Field checks shared by the management routes. Each returns a 422 `validation_failed` that
-//! names the field and the rule, before anything is written.
+//! Field checks shared by the management API and the gateway. Each refuses with a
+//! [`FieldError`] that names the field and the rule, before anything is written; the HTTP
+//! edges answer it as 422 `validation_failed` (see `jivapay_platform::http::error`).
 
-use crate::error::ApiError;
 use rust_decimal::Decimal;
+
+/// A field that breaks its rule; the message names the field and the rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FieldError(pub String);
+
+impl FieldError {
+    fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
 
 /// Upper bound of any single fiat amount or limit (an "absurd" value is refused, not stored).
 pub fn max_fiat() -> Decimal {
     Decimal::from(1_000_000_000_i64)
 }
 
-pub fn text(field: &str, value: &str, max_chars: usize) -> Result<String, ApiError> {
+pub fn text(field: &str, value: &str, max_chars: usize) -> Result<String, FieldError> {
     let trimmed = value.trim();
     if trimmed.is_empty() || trimmed.chars().count() > max_chars {
-        return Err(ApiError::invalid(format!(
+        return Err(FieldError::new(format!(
             "{field} must be 1 to {max_chars} characters"
         )));
     }
     if trimmed.chars().any(char::is_control) {
-        return Err(ApiError::invalid(format!(
+        return Err(FieldError::new(format!(
             "{field} must not contain control characters"
         )));
     }
@@ -25,20 +36,20 @@ pub fn text(field: &str, value: &str, max_chars: usize) -> Result<String, ApiErr
 }
 
 /// A positive fiat amount with at most 2 places, not above [`max_fiat`].
-pub fn fiat(field: &str, value: Decimal) -> Result<Decimal, ApiError> {
+pub fn fiat(field: &str, value: Decimal) -> Result<Decimal, FieldError> {
     if value <= Decimal::ZERO || value > max_fiat() {
-        return Err(ApiError::invalid(format!(
+        return Err(FieldError::new(format!(
             "{field} must be greater than 0 and at most {}",
             max_fiat()
         )));
     }
     jivapay_domain::money::at_scale(value, 2)
-        .map_err(|_| ApiError::invalid(format!("{field} must have at most 2 decimal places")))
+        .map_err(|_| FieldError::new(format!("{field} must have at most 2 decimal places")))
 }
 
-pub fn int_range(field: &str, value: i64, min: i64, max: i64) -> Result<i32, ApiError> {
+pub fn int_range(field: &str, value: i64, min: i64, max: i64) -> Result<i32, FieldError> {
     if value < min || value > max {
-        return Err(ApiError::invalid(format!(
+        return Err(FieldError::new(format!(
             "{field} must be between {min} and {max}"
         )));
     }
@@ -46,18 +57,18 @@ pub fn int_range(field: &str, value: i64, min: i64, max: i64) -> Result<i32, Api
 }
 
 /// A percentage from 0 to 100 with at most 4 places.
-pub fn percent(field: &str, value: Decimal) -> Result<Decimal, ApiError> {
+pub fn percent(field: &str, value: Decimal) -> Result<Decimal, FieldError> {
     if value < Decimal::ZERO || value > Decimal::from(100) {
-        return Err(ApiError::invalid(format!(
+        return Err(FieldError::new(format!(
             "{field} must be between 0 and 100"
         )));
     }
     jivapay_domain::money::at_scale(value, 4)
-        .map_err(|_| ApiError::invalid(format!("{field} must have at most 4 decimal places")))
+        .map_err(|_| FieldError::new(format!("{field} must have at most 4 decimal places")))
 }
 
 /// An http(s) URL without credentials, at most 2048 characters.
-pub fn url(field: &str, value: &str) -> Result<String, ApiError> {
+pub fn url(field: &str, value: &str) -> Result<String, FieldError> {
     let value = value.trim();
     let scheme_ok = value.starts_with("https://") || value.starts_with("http://");
     let host = value
@@ -73,7 +84,7 @@ pub fn url(field: &str, value: &str) -> Result<String, ApiError> {
         || value.len() > 2048
         || value.contains(char::is_whitespace)
     {
-        return Err(ApiError::invalid(format!(
+        return Err(FieldError::new(format!(
             "{field} must be an http(s) URL without credentials"
         )));
     }
@@ -99,7 +110,7 @@ pub fn luhn(digits: &str) -> bool {
 }
 
 /// Normalises and checks a requisite number for its kind.
-pub fn requisite_number(kind: &str, number: &str) -> Result<String, ApiError> {
+pub fn requisite_number(kind: &str, number: &str) -> Result<String, FieldError> {
     let compact: String = number.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
     let ok = match kind {
         "card" => {
@@ -114,10 +125,10 @@ pub fn requisite_number(kind: &str, number: &str) -> Result<String, ApiError> {
         "account" => {
             (8..=34).contains(&compact.len()) && compact.chars().all(|c| c.is_ascii_alphanumeric())
         }
-        _ => return Err(ApiError::invalid("kind must be card, phone or account")),
+        _ => return Err(FieldError::new("kind must be card, phone or account")),
     };
     if !ok {
-        return Err(ApiError::invalid(match kind {
+        return Err(FieldError::new(match kind {
             "card" => "number must be a valid card number (12 to 19 digits, Luhn checksum)",
             "phone" => "number must be a phone number of 10 to 15 digits",
             _ => "number must be an account number of 8 to 34 letters and digits",
