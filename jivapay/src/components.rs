@@ -13,6 +13,9 @@ use jivapay_processors::core::MasterData;
 use jivapay_processors::launch::master_data;
 use jivapay_processors::{check_co_partitioning, ProcessorKind, PROCESSORS};
 use jivapay_schemas::TOPICS;
+use jivapay_sinks::dead_letters::DeadLettersSink;
+use jivapay_sinks::ledger::LedgerSink;
+use jivapay_sinks::projection::ProjectionSink;
 use jivapay_sinks::runtime::SinkLoop;
 use jivapay_sinks::{SinkKind, SINKS};
 use std::net::SocketAddr;
@@ -415,45 +418,45 @@ fn spawn_sink(
     );
     let topic = kind.inputs()[0];
     match kind {
-        SinkKind::Ledger => loops.spawn(component, async move {
-            let at = SinkLoop {
-                broker: &broker,
-                registry: schemas,
+        SinkKind::Ledger => loops.spawn(
+            component,
+            run_sink(
+                broker,
+                schemas,
                 pool,
                 topic,
-                group: &group,
-                health: loop_health,
-            };
-            Ok(jivapay_sinks::runtime::run(at, jivapay_sinks::ledger::LedgerSink, stop).await?)
-        }),
-        SinkKind::Projection => loops.spawn(component, async move {
-            let at = SinkLoop {
-                broker: &broker,
-                registry: schemas,
+                group,
+                loop_health,
+                LedgerSink,
+                stop,
+            ),
+        ),
+        SinkKind::Projection => loops.spawn(
+            component,
+            run_sink(
+                broker,
+                schemas,
                 pool,
                 topic,
-                group: &group,
-                health: loop_health,
-            };
-            Ok(
-                jivapay_sinks::runtime::run(at, jivapay_sinks::projection::ProjectionSink, stop)
-                    .await?,
-            )
-        }),
-        SinkKind::DeadLetters => loops.spawn(component, async move {
-            let at = SinkLoop {
-                broker: &broker,
-                registry: schemas,
+                group,
+                loop_health,
+                ProjectionSink,
+                stop,
+            ),
+        ),
+        SinkKind::DeadLetters => loops.spawn(
+            component,
+            run_sink(
+                broker,
+                schemas,
                 pool,
                 topic,
-                group: &group,
-                health: loop_health,
-            };
-            Ok(
-                jivapay_sinks::runtime::run(at, jivapay_sinks::dead_letters::DeadLettersSink, stop)
-                    .await?,
-            )
-        }),
+                group,
+                loop_health,
+                DeadLettersSink,
+                stop,
+            ),
+        ),
         SinkKind::Callbacks => {
             let data_key = std::sync::Arc::new(jivapay_core::crypto::DataKey::from_settings(
                 settings.security.data_key.as_ref(),
@@ -483,6 +486,33 @@ fn spawn_sink(
         }
     }
     Ok(())
+}
+
+/// The generic sink loop over `topic` with `sink`.
+#[allow(clippy::too_many_arguments)]
+async fn run_sink<T, S>(
+    broker: Broker,
+    registry: jivapay_schemas::SchemaRegistry,
+    pool: sqlx::PgPool,
+    topic: &'static str,
+    group: String,
+    health: jivapay_platform::health::LoopHealth,
+    sink: S,
+    stop: CancellationToken,
+) -> anyhow::Result<()>
+where
+    T: jivapay_schemas::Record + Send + Sync,
+    S: jivapay_sinks::runtime::Sink<T>,
+{
+    let at = SinkLoop {
+        broker: &broker,
+        registry,
+        pool,
+        topic,
+        group: &group,
+        health,
+    };
+    Ok(jivapay_sinks::runtime::run(at, sink, stop).await?)
 }
 
 pub async fn migrate(settings: &Settings) -> Result<(), StartupError> {
