@@ -150,7 +150,7 @@ async fn e2e_every_stage_killed_at_random_moments() {
     let seed = std::env::var("JIVAPAY_TEST_KILL_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| rand::random::<u64>());
+        .unwrap_or_else(rand::random::<u64>);
     println!("kill seed {seed} (JIVAPAY_TEST_KILL_SEED={seed} replays it)");
     hundreds_of_payins(broker, Kills::Every { seed }, Membership::Static).await;
 }

@@ -156,8 +156,8 @@ where
     app.terminate()
 }
 
-fn blocking(f: impl FnOnce() + Send + 'static) -> impl Future<Output = ()> {
-    async move { tokio::task::spawn_blocking(f).await.unwrap() }
+async fn blocking(f: impl FnOnce() + Send + 'static) {
+    tokio::task::spawn_blocking(f).await.unwrap()
 }
 
 /// Stops PostgreSQL, waits `down`, starts it again, waits until ready: `times` times.

@@ -21,7 +21,9 @@ const COMPONENTS: [&str; 4] = [
 const MAY_USE_ADMIN: [&str; 3] = ["jivapay", "jivapay-bench", "jivapay-tests"];
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    // At run time: a test binary reused from a shared target folder may have been built in
+    // another checkout.
+    jivapay_tests::package_file("")
         .parent()
         .expect("tests/ sits in the workspace")
         .to_path_buf()
