@@ -119,12 +119,30 @@ async fn drive(
         task.await.ok();
     }
     display.finish().await;
-    let report = summary::Summary::load(pool, &plan.run_id, &progress, &outcomes).await?;
+    let report = load_summary(pool, &plan.run_id, &progress, &outcomes).await?;
     let mut text = report.render(settled);
     text.push_str(&urls(served, pool, &plan.run_id).await);
     std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes()).ok();
     stop.cancelled().await;
     Ok(())
+}
+
+/// The summary, tried again for a minute if PostgreSQL is away just then.
+async fn load_summary(
+    pool: &sqlx::PgPool,
+    run_id: &str,
+    progress: &Progress,
+    outcomes: &[jivapay_loadgen::OrderOutcome],
+) -> anyhow::Result<summary::Summary> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match summary::Summary::load(pool, run_id, progress, outcomes).await {
+            Err(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_secs(1)).await
+            }
+            loaded => return loaded,
+        }
+    }
 }
 
 /// Where to look next: a payment page of this run still open if one is, the APIs, metrics.
