@@ -49,7 +49,7 @@ struct Supervised {
     running: Arc<Mutex<Option<Running>>>,
     stop: Arc<AtomicBool>,
     restarts: Arc<AtomicUsize>,
-    watcher: std::thread::JoinHandle<()>,
+    watcher: Option<std::thread::JoinHandle<()>>,
     ingest: String,
     admin: String,
 }
@@ -97,19 +97,31 @@ impl Supervised {
             running,
             stop,
             restarts,
-            watcher,
+            watcher: Some(watcher),
             ingest,
             admin,
         }
     }
 
-    fn terminate(self) -> usize {
+    fn terminate(mut self) -> usize {
         self.stop.store(true, Ordering::SeqCst);
-        self.watcher.join().unwrap();
+        if let Some(watcher) = self.watcher.take() {
+            watcher.join().unwrap();
+        }
         if let Some(running) = self.running.lock().unwrap().take() {
             running.terminate();
         }
         self.restarts.load(Ordering::SeqCst)
+    }
+}
+
+/// A failing test stops the watcher; the process itself is killed when `Running` drops.
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(watcher) = self.watcher.take() {
+            watcher.join().ok();
+        }
     }
 }
 

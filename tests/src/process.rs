@@ -101,6 +101,16 @@ impl Running {
     }
 }
 
+/// A process left running by a failing test is killed, not leaked.
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.child.kill().ok();
+            self.child.wait().ok();
+        }
+    }
+}
+
 /// A free loopback port (bound and released: another process may take it in between, which
 /// tests accept).
 pub fn free_port() -> u16 {
