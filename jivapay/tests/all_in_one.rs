@@ -21,6 +21,25 @@ async fn get(url: &str) -> (u16, String) {
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
+/// Waits (bounded) until `url` answers 200: right after start, loops are still starting
+/// (joining their groups, restoring state) and readiness says so.
+async fn ready(url: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (status, body) = get(url).await;
+        if status == 200 {
+            assert!(body.contains("\"state\":\"running\""), "{body}");
+            return;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{url} not ready within a minute: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 async fn serves_everything(brokers: &str) {
     let db = TestDatabase::empty().await;
     let app = start(&db.url, brokers);
@@ -33,10 +52,8 @@ async fn serves_everything(brokers: &str) {
         get(&format!("{}/healthz", app.admin)).await,
         (200, "ok".into())
     );
-    let (status, body) = get(&format!("{}/readyz", app.admin)).await;
-    assert_eq!(status, 200, "{body}");
-    let (status, body) = get(&format!("{}/readyz", app.ingest)).await;
-    assert_eq!(status, 200, "{body}");
+    ready(&format!("{}/readyz", app.admin)).await;
+    ready(&format!("{}/readyz", app.ingest)).await;
     let (status, metrics) = get(&format!("{}/metrics", app.admin)).await;
     assert_eq!(status, 200);
     assert!(
