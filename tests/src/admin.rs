@@ -266,6 +266,25 @@ impl AdminApp {
             .unwrap()
     }
 
+    /// Waits (bounded, 30 s) until the count `sql` returns is `expected`.
+    pub async fn wait_for_count(&self, sql: &str, expected: i64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let n: i64 = sqlx::query_scalar(sql)
+                .fetch_one(&self.db.pool)
+                .await
+                .unwrap();
+            if n == expected {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{sql}: {n}, expected {expected}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn stop(self) {
         self.stop.cancel();
         tokio::time::sleep(Duration::from_millis(50)).await;

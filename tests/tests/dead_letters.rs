@@ -19,24 +19,8 @@ use jivapay_tests::admin::AdminApp;
 use jivapay_tests::gateway::Gateway;
 use rust_decimal::Decimal;
 use serde_json::json;
-use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-
-async fn wait_for(app: &AdminApp, sql: &str, expected: i64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let n: i64 = sqlx::query_scalar(sql)
-            .fetch_one(&app.db.pool)
-            .await
-            .unwrap();
-        if n == expected {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{sql}: {n}, expected {expected}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// A pay-in-like transfer of `amount` from the store's hold to its available balance.
 fn transfer(store: Uuid, currency: &str, amount: &str) -> LedgerTransfer {
@@ -154,7 +138,8 @@ async fn refused_and_undecodable_records_are_dead_lettered_listed_and_re_driven(
         .await
         .unwrap();
 
-    wait_for(&app, "SELECT count(*) FROM dead_letters", 2).await;
+    app.wait_for_count("SELECT count(*) FROM dead_letters", 2)
+        .await;
     let journaled: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM ledger_transfers")
         .fetch_all(&app.db.pool)
         .await
@@ -253,8 +238,7 @@ async fn refused_and_undecodable_records_are_dead_lettered_listed_and_re_driven(
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["replayed"], json!([id]));
     }
-    wait_for(
-        &app,
+    app.wait_for_count(
         &format!(
             "SELECT count(*) FROM ledger_transfers WHERE id = '{}'",
             refused.transfer_id

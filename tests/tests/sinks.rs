@@ -15,24 +15,9 @@ use jivapay_sinks::runtime::SinkLoop;
 use jivapay_tests::admin::AdminApp;
 use jivapay_tests::gateway::Gateway;
 use rust_decimal::Decimal;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-
-async fn wait_for(app: &AdminApp, sql: &str, expected: i64) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let n: i64 = sqlx::query_scalar(sql)
-            .fetch_one(&app.db.pool)
-            .await
-            .unwrap();
-        if n == expected {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{sql}: {n}, expected {expected}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 fn d(s: &str) -> Decimal {
     s.parse().unwrap()
@@ -118,7 +103,8 @@ async fn the_ledger_sink_journals_each_transfer_once() {
     };
     let stop = CancellationToken::new();
     let sink = run(stop.clone());
-    wait_for(&app, "SELECT count(*) FROM ledger_transfers", 2).await;
+    app.wait_for_count("SELECT count(*) FROM ledger_transfers", 2)
+        .await;
     stop.cancel();
     sink.await.unwrap().unwrap();
     let balance = |kind: &str| {
@@ -151,7 +137,7 @@ async fn the_ledger_sink_journals_each_transfer_once() {
         .unwrap();
     let stop = CancellationToken::new();
     let sink = run(stop.clone());
-    wait_for(&app, "SELECT coalesce(sum(next_offset), 0)::bigint FROM sink_offsets WHERE consumer_group = 'ledger'", 4).await;
+    app.wait_for_count( "SELECT coalesce(sum(next_offset), 0)::bigint FROM sink_offsets WHERE consumer_group = 'ledger'", 4).await;
     stop.cancel();
     sink.await.unwrap().unwrap();
     assert_eq!(app.count("ledger_transfers").await, 2);
@@ -233,7 +219,7 @@ async fn the_projection_applies_each_event_once_and_never_goes_back() {
         )
         .await
     });
-    wait_for(&app, "SELECT coalesce(sum(next_offset), 0)::bigint FROM sink_offsets WHERE consumer_group = 'projection'", 4).await;
+    app.wait_for_count( "SELECT coalesce(sum(next_offset), 0)::bigint FROM sink_offsets WHERE consumer_group = 'projection'", 4).await;
     stop.cancel();
     sink.await.unwrap().unwrap();
     let (status, version, closed): (String, i64, bool) =
