@@ -8,6 +8,7 @@
 //! from the cache. An answer read from the database while a change commits is not kept (the
 //! epoch moved), so a revoked key stops working within the notification's delay (milliseconds).
 
+use jivapay_platform::health::LoopHealth;
 use jivapay_platform::pg_notifications::{self, Heard};
 use jivapay_platform::settings_catalog::CachedSetting;
 use moka::sync::Cache;
@@ -136,8 +137,13 @@ impl GatewayCache {
 }
 
 /// Listens for changes until `stop`; the cache serves only while this is connected.
-pub async fn listen(pool: PgPool, cache: Arc<GatewayCache>, stop: CancellationToken) {
-    pg_notifications::listen(pool, CHANNEL, "gateway cache", stop, |heard| match heard {
+pub async fn listen(
+    pool: PgPool,
+    cache: Arc<GatewayCache>,
+    health: LoopHealth,
+    stop: CancellationToken,
+) {
+    pg_notifications::listen(pool, CHANNEL, health, stop, |heard| match heard {
         Heard::Connected => cache.set_serving(true),
         Heard::Notified(_) => cache.invalidate(),
         Heard::Lost => cache.set_serving(false),

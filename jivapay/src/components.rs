@@ -89,13 +89,13 @@ pub async fn all(
     for processor in PROCESSORS {
         check_co_partitioning(&broker, *processor).await?;
     }
+    let health = Health::default();
     // One listener feeds the payment pages' and the traders' streams.
-    let changes = OrderChanges::listening(&pool, &stop);
+    let changes = OrderChanges::listening(&pool, &health, &stop);
     let admin_state = jivapay_admin::AppState::new(settings, pool.clone(), schemas.clone())?
         .with_commands(RecordProducer::shared(&broker, schemas.clone())?)
         .with_changes(changes.clone());
-    let relay = spawn_outbox_relay(&broker, &pool, &schemas, stop.clone())?;
-    let health = Health::default();
+    let relay = spawn_outbox_relay(&broker, &pool, &schemas, &health, stop.clone())?;
     let mut loops = Loops::default();
     for kind in SINKS {
         let group = format!("{}.sink.{}", settings.kafka.group_prefix, kind.name());
@@ -121,7 +121,7 @@ pub async fn all(
             stop.clone(),
         );
     }
-    let pool_for_ingest = pool.clone();
+    let (pool_for_ingest, health_for_ingest) = (pool.clone(), health.clone());
     let readiness = Readiness::default()
         .with_database(pool)
         .with_broker(broker.clone())
@@ -164,9 +164,8 @@ pub async fn all(
         jivapay_ingest::router(
             ingest_state(
                 settings,
-                &pool_for_ingest,
-                &broker,
-                &schemas,
+                (&pool_for_ingest, &broker, &schemas),
+                &health_for_ingest,
                 &stop,
                 &changes,
             )
@@ -198,9 +197,20 @@ pub async fn ingest(settings: &Settings, stop: CancellationToken) -> anyhow::Res
     let broker = Broker::connect(&settings.kafka, false, "ingest").await?;
     let schemas = schema_registry::load(&settings.schema_registry).await?;
     let pool = db::connect(&settings.database).await?;
-    let changes = OrderChanges::listening(&pool, &stop);
-    let state = ingest_state(settings, &pool, &broker, &schemas, &stop, &changes).await?;
-    let readiness = Readiness::default().with_database(pool).with_broker(broker);
+    let health = Health::default();
+    let changes = OrderChanges::listening(&pool, &health, &stop);
+    let state = ingest_state(
+        settings,
+        (&pool, &broker, &schemas),
+        &health,
+        &stop,
+        &changes,
+    )
+    .await?;
+    let readiness = Readiness::default()
+        .with_database(pool)
+        .with_broker(broker)
+        .with_loops(health);
     bind_and_serve(
         "ingest",
         settings.http.ingest_addr,
@@ -214,9 +224,8 @@ pub async fn ingest(settings: &Settings, stop: CancellationToken) -> anyhow::Res
 /// Starts the listener that keeps the gateway's cache true (until `stop`).
 async fn ingest_state(
     settings: &Settings,
-    pool: &sqlx::PgPool,
-    broker: &Broker,
-    schemas: &jivapay_schemas::SchemaRegistry,
+    (pool, broker, schemas): (&sqlx::PgPool, &Broker, &jivapay_schemas::SchemaRegistry),
+    health: &Health,
     stop: &CancellationToken,
     changes: &std::sync::Arc<OrderChanges>,
 ) -> anyhow::Result<jivapay_ingest::IngestState> {
@@ -224,6 +233,7 @@ async fn ingest_state(
     tokio::spawn(jivapay_ingest::cache::listen(
         pool.clone(),
         cache.clone(),
+        health.register("listener gateway cache"),
         stop.clone(),
     ));
     const PAYMENT_WINDOW: &str = "orders.payment_window_secs";
@@ -266,11 +276,15 @@ pub async fn admin(settings: &Settings, stop: CancellationToken) -> anyhow::Resu
     let broker = Broker::connect(&settings.kafka, false, "admin").await?;
     let schemas = schema_registry::load(&settings.schema_registry).await?;
     let pool = db::connect(&settings.database).await?;
+    let health = Health::default();
     let state = jivapay_admin::AppState::new(settings, pool.clone(), schemas.clone())?
         .with_commands(RecordProducer::shared(&broker, schemas.clone())?)
-        .with_changes(OrderChanges::listening(&pool, &stop));
-    let relay = spawn_outbox_relay(&broker, &pool, &schemas, stop.clone())?;
-    let readiness = Readiness::default().with_database(pool).with_broker(broker);
+        .with_changes(OrderChanges::listening(&pool, &health, &stop));
+    let relay = spawn_outbox_relay(&broker, &pool, &schemas, &health, stop.clone())?;
+    let readiness = Readiness::default()
+        .with_database(pool)
+        .with_broker(broker)
+        .with_loops(health);
     let result = bind_and_serve(
         "admin",
         settings.http.admin_addr,
@@ -283,17 +297,19 @@ pub async fn admin(settings: &Settings, stop: CancellationToken) -> anyhow::Resu
     result
 }
 
-/// The outbox relay of the management API, running until `stop`.
+/// The outbox relay of the management API, running until `stop` (reporting as `outbox relay`).
 fn spawn_outbox_relay(
     broker: &Broker,
     pool: &sqlx::PgPool,
     schemas: &jivapay_schemas::SchemaRegistry,
+    health: &Health,
     stop: CancellationToken,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let producer = RecordProducer::shared(broker, schemas.clone())?;
     Ok(tokio::spawn(jivapay_admin::outbox::relay::run(
         pool.clone(),
         producer,
+        health.register("outbox relay"),
         stop,
     )))
 }

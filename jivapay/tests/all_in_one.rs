@@ -54,6 +54,27 @@ async fn serves_everything(brokers: &str) {
     );
     ready(&format!("{}/readyz", app.admin)).await;
     ready(&format!("{}/readyz", app.ingest)).await;
+    // Every loop of the process reports, the helpers beside the Kafka loops included.
+    let (_, readiness) = get(&format!("{}/readyz", app.admin)).await;
+    for component in [
+        "processor fraud",
+        "processor router",
+        "processor trader-book",
+        "processor commissions",
+        "sink ledger",
+        "sink projection",
+        "sink callbacks",
+        "sink callbacks sender",
+        "sink dead-letters",
+        "outbox relay",
+        "listener order changes",
+        "listener gateway cache",
+    ] {
+        assert!(
+            readiness.contains(&format!("\"component\":\"{component}\"")),
+            "{component} missing: {readiness}"
+        );
+    }
     let (status, metrics) = get(&format!("{}/metrics", app.admin)).await;
     assert_eq!(status, 200);
     assert!(

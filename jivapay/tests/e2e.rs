@@ -7,12 +7,12 @@
 
 use jivapay_platform::kafka::Broker;
 use jivapay_schemas::TOPICS;
-use jivapay_tests::process::{command, free_port, wait_healthy};
+use jivapay_tests::process::{command, free_port, wait_healthy, Component};
 use jivapay_tests::TestDatabase;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const DEMO_PASSWORD: &str = "demo-password-123";
@@ -24,76 +24,8 @@ fn binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_jivapay"))
 }
 
-struct Component {
-    args: Vec<String>,
-    env: Vec<(String, String)>,
-    child: Child,
-}
-
-impl Component {
-    fn spawn(args: &[&str], env: &[(String, String)]) -> Self {
-        let env_refs: Vec<(&str, &str)> =
-            env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        // For a diagnosis: JIVAPAY_TEST_E2E_LOGS=<folder> keeps each component's log there
-        // (appended across a restart).
-        let log = std::env::var_os("JIVAPAY_TEST_E2E_LOGS").map(|dir| {
-            let name = args.join("-");
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(Path::new(&dir).join(format!("{name}.log")))
-                .expect("component log file")
-        });
-        let mut command = command(binary(), args, &env_refs);
-        if log.is_some() {
-            command.env("JIVAPAY__LOG__FILTER", "info");
-        }
-        let child = command
-            .stdout(Stdio::null())
-            .stderr(log.map_or_else(Stdio::null, Stdio::from))
-            .spawn()
-            .unwrap();
-        Self {
-            args: args.iter().map(|a| a.to_string()).collect(),
-            env: env.to_vec(),
-            child,
-        }
-    }
-
-    fn kill_hard(&mut self) {
-        self.child.kill().ok(); // SIGKILL
-        self.child.wait().ok();
-    }
-
-    fn restart(&mut self) {
-        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        *self = Self::spawn(&args, &self.env.clone());
-    }
-
-    fn stop(&mut self) {
-        std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .ok();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.child.try_wait().ok().flatten().is_none() {
-            if Instant::now() > deadline {
-                self.child.kill().ok();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-/// A component left running by a failing test is killed, not leaked.
-impl Drop for Component {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            self.child.kill().ok();
-            self.child.wait().ok();
-        }
-    }
+fn spawn(args: &[&str], env: &[(String, String)]) -> Component {
+    Component::spawn(binary(), args, env)
 }
 
 struct Api {
@@ -285,7 +217,7 @@ async fn hundreds_of_payins(broker: Broker, kills: Kills, membership: Membership
         .unwrap()
         .success());
 
-    let mut admin = Component::spawn(&["admin"], &env);
+    let mut admin = spawn(&["admin"], &env);
     let api = Api {
         client: reqwest::Client::new(),
         admin: format!("http://127.0.0.1:{admin_port}"),
@@ -311,7 +243,7 @@ async fn hundreds_of_payins(broker: Broker, kills: Kills, membership: Membership
     let mut others: Vec<Component> = ["ingest"]
         .iter()
         .chain(STAGES)
-        .map(|c| Component::spawn(&c.split(' ').collect::<Vec<_>>(), &env))
+        .map(|c| spawn(&c.split(' ').collect::<Vec<_>>(), &env))
         .collect();
     wait_healthy(&format!("{}/healthz", api.ingest)).await;
 
@@ -391,7 +323,7 @@ async fn hundreds_of_payins(broker: Broker, kills: Kills, membership: Membership
         for (_, stage) in kill_plan.iter().filter(|(at, _)| *at == n) {
             let victim = others
                 .iter_mut()
-                .find(|c| c.args.join(" ") == *stage)
+                .find(|c| c.name() == *stage)
                 .expect("a running stage");
             victim.kill_hard();
             tokio::time::sleep(Duration::from_millis(500)).await;

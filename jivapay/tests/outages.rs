@@ -1,10 +1,12 @@
-//! `jivapay all` under continuous load while its dependencies fail for real: PostgreSQL stopped
-//! and started three times, PostgreSQL black-holed for 20 s, the broker black-holed for longer
-//! than `message.timeout.ms`. Each time `/readyz` must answer 503 during the outage and 200
+//! The system under continuous load while its dependencies fail for real — run as `jivapay all`
+//! and as every component in a process of its own: PostgreSQL stopped and started three times,
+//! PostgreSQL black-holed for 20 s, the broker black-holed for longer than `message.timeout.ms`. Each time `/readyz` must answer 503 during the outage and 200
 //! after it, and at the end every accepted order is final and in the projection, every transfer
 //! sums to zero and every balance equals what the test computes from the completed orders.
 
+use jivapay_schemas::TOPICS;
 use jivapay_tests::fault_proxy::FaultProxy;
+use jivapay_tests::fleet::Fleet;
 use jivapay_tests::postgres::OwnPostgres;
 use jivapay_tests::process::{command, free_port, start_all, Running};
 use jivapay_tests::tansu::OwnTansu;
@@ -125,18 +127,70 @@ impl Drop for Supervised {
     }
 }
 
-/// Runs `jivapay all` with `env`, drives traffic while `faults` runs (it gets the readiness
-/// probe and returns its outages), then lets every order finish and checks the books on `db`.
-/// Returns how often the supervisor had to start the process again.
-async fn through_outages<F, Fut>(env: &[(&str, &str)], db: &sqlx::PgPool, faults: F) -> usize
+/// The system under test, however it is run.
+enum App {
+    /// `jivapay all`.
+    All(Supervised),
+    /// Every component in its own process.
+    Fleet(Fleet),
+}
+
+impl App {
+    /// Starts the system the way `how` says, with `env`.
+    async fn start(how: Run, env: &[(&str, &str)]) -> Self {
+        match how {
+            Run::All => App::All(Supervised::start(env)),
+            Run::Fleet => App::Fleet(Fleet::start(binary(), env).await),
+        }
+    }
+
+    fn apis(&self) -> (&str, &str) {
+        match self {
+            App::All(all) => (&all.ingest, &all.admin),
+            App::Fleet(fleet) => (&fleet.ingest, &fleet.admin),
+        }
+    }
+
+    fn readiness(&self) -> Vec<String> {
+        match self {
+            App::All(all) => vec![format!("{}/readyz", all.admin)],
+            App::Fleet(fleet) => fleet.readiness.clone(),
+        }
+    }
+
+    /// Stops it; how often a process had to be started again.
+    fn terminate(self) -> usize {
+        match self {
+            App::All(all) => all.terminate(),
+            App::Fleet(fleet) => fleet.terminate(),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Run {
+    All,
+    Fleet,
+}
+
+/// Runs the system as `how` says with `env`, drives traffic while `faults` runs (it gets the
+/// readiness probe and returns its outages), then lets every order finish and checks the books
+/// on `db`. Returns how often a supervisor had to start a process again.
+async fn through_outages<F, Fut>(
+    how: Run,
+    env: &[(&str, &str)],
+    db: &sqlx::PgPool,
+    faults: F,
+) -> usize
 where
     F: FnOnce(Arc<ReadyzProbe>) -> Fut,
     Fut: Future<Output = Vec<Outage>> + Send + 'static,
 {
-    let app = Supervised::start(env);
-    let mut traffic = Traffic::sign_in(&app.ingest, &app.admin, "outage").await;
+    let app = App::start(how, env).await;
+    let (ingest, admin) = app.apis();
+    let mut traffic = Traffic::sign_in(ingest, admin, "outage").await;
     traffic.wait_until_assigning().await;
-    let probe = Arc::new(ReadyzProbe::start(&app.admin));
+    let probe = Arc::new(ReadyzProbe::start_all(app.readiness()));
     probe.wait_for(200, Duration::from_secs(60)).await;
     let faults = tokio::spawn(faults(probe.clone()));
     while !faults.is_finished() {
@@ -189,33 +243,78 @@ async fn restarts(pg: Arc<OwnPostgres>, probe: Arc<ReadyzProbe>, times: usize) -
     outages
 }
 
-async fn postgres_restarted_three_times(tansu: Option<&OwnTansu>) {
+/// The broker the processes share: `jivapay all`'s embedded one, or one the test runs.
+enum Brokers {
+    Embedded,
+    /// An embedded broker hosted by the test (separate processes cannot share one otherwise).
+    Hosted(jivapay_platform::kafka::Broker),
+    Tansu(OwnTansu),
+}
+
+impl Brokers {
+    fn bootstrap(&self) -> String {
+        match self {
+            Brokers::Embedded => "embedded".to_owned(),
+            Brokers::Hosted(broker) => broker.bootstrap_servers().to_owned(),
+            Brokers::Tansu(tansu) => tansu.bootstrap.clone(),
+        }
+    }
+
+    /// A broker for separate processes, its topics created (as a deployment's are).
+    async fn for_fleet(tansu: bool) -> Self {
+        use jivapay_platform::kafka::Broker;
+        let (brokers, broker) = if tansu {
+            let own = OwnTansu::start();
+            let broker = Broker::external(&own.bootstrap, Duration::from_secs(30))
+                .await
+                .unwrap();
+            (Brokers::Tansu(own), broker)
+        } else {
+            let broker = Broker::embedded(Duration::from_secs(10)).unwrap();
+            (Brokers::Hosted(broker.clone()), broker)
+        };
+        broker.ensure_topics(TOPICS).await.unwrap();
+        brokers
+    }
+}
+
+async fn postgres_restarted_three_times(how: Run, brokers: Brokers) {
     let pg = Arc::new(OwnPostgres::start());
     prepare(&pg.url);
     let db = sqlx::PgPool::connect(&pg.url).await.unwrap();
-    let brokers = tansu.map_or("embedded".to_owned(), |t| t.bootstrap.clone());
+    let bootstrap = brokers.bootstrap();
     let env = [
         ("JIVAPAY__DATABASE__URL", pg.url.as_str()),
-        ("JIVAPAY__KAFKA__BROKERS", brokers.as_str()),
+        ("JIVAPAY__KAFKA__BROKERS", bootstrap.as_str()),
     ];
     let restarted = pg.clone();
-    let exits = through_outages(&env, &db, move |probe| restarts(restarted, probe, 3)).await;
+    let exits = through_outages(how, &env, &db, move |probe| restarts(restarted, probe, 3)).await;
     assert_eq!(
         exits, 0,
         "PostgreSQL outages are ridden out without a restart"
     );
     db.close().await;
+    drop(brokers);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_postgres_restarted_three_times_under_load() {
-    postgres_restarted_three_times(None).await;
+    postgres_restarted_three_times(Run::All, Brokers::Embedded).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_postgres_restarted_three_times_under_load_on_tansu() {
-    let tansu = OwnTansu::start();
-    postgres_restarted_three_times(Some(&tansu)).await;
+    postgres_restarted_three_times(Run::All, Brokers::Tansu(OwnTansu::start())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_postgres_restarted_three_times_under_load_every_component_its_own_process() {
+    postgres_restarted_three_times(Run::Fleet, Brokers::for_fleet(false).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_postgres_restarted_three_times_under_load_every_component_its_own_process_on_tansu() {
+    postgres_restarted_three_times(Run::Fleet, Brokers::for_fleet(true).await).await;
 }
 
 /// Black-holes `proxy` for `held`, once.
@@ -244,7 +343,7 @@ async fn e2e_postgres_black_holed_for_20_seconds_under_load() {
         .replace(&pg.port.to_string(), &proxy.port().to_string());
     let env = [("JIVAPAY__DATABASE__URL", through_proxy.as_str())];
     let held = proxy.clone();
-    let exits = through_outages(&env, &db, move |probe| {
+    let exits = through_outages(Run::All, &env, &db, move |probe| {
         black_hole(held, probe, Duration::from_secs(20))
     })
     .await;
@@ -278,7 +377,7 @@ async fn e2e_broker_black_holed_for_45_seconds_under_load_on_tansu() {
         ("JIVAPAY__KAFKA__INSTANCE_ID", "outage-1"),
     ];
     let held = proxy.clone();
-    through_outages(&env, &db, move |probe| {
+    through_outages(Run::All, &env, &db, move |probe| {
         black_hole(held, probe, Duration::from_secs(45))
     })
     .await;

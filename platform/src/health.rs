@@ -94,6 +94,12 @@ impl LoopHealth {
         &self.component
     }
 
+    /// Registers a helper of this loop (a sink's sender, say) as a loop of its own, named
+    /// after this one: `"{component} {part}"`.
+    pub fn part(&self, part: &str) -> LoopHealth {
+        self.health.register(format!("{} {part}", self.component))
+    }
+
     /// A step succeeded: running, no failures in a row.
     pub fn succeeded(&self) {
         self.update(

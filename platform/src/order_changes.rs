@@ -7,6 +7,7 @@
 //! that trader. A stream that may have missed something — it fell behind, or the listener lost
 //! its connection — gets [`Notice::Resync`] and reloads what it shows.
 
+use crate::health::{Health, LoopHealth};
 use crate::pg_notifications::{self, Heard};
 use sqlx::PgPool;
 use std::collections::HashMap;
@@ -125,10 +126,12 @@ impl Drop for Watch {
 }
 
 impl OrderChanges {
-    /// A hub fed by its own [`listen`]er until `stop`.
-    pub fn listening(pool: &PgPool, stop: &CancellationToken) -> Arc<Self> {
+    /// A hub fed by its own [`listen`]er until `stop`, which reports to `health` as
+    /// `listener order changes`.
+    pub fn listening(pool: &PgPool, health: &Health, stop: &CancellationToken) -> Arc<Self> {
         let hub = Arc::new(Self::default());
-        tokio::spawn(listen(pool.clone(), hub.clone(), stop.clone()));
+        let listener = health.register("listener order changes");
+        tokio::spawn(listen(pool.clone(), hub.clone(), listener, stop.clone()));
         hub
     }
 
@@ -192,8 +195,13 @@ impl OrderChanges {
 
 /// Listens on [`CHANNEL`] until `stop` and publishes what arrives. After a lost connection
 /// every watch is told to resync, since notices sent meanwhile are gone.
-pub async fn listen(pool: PgPool, hub: Arc<OrderChanges>, stop: CancellationToken) {
-    pg_notifications::listen(pool, CHANNEL, "order changes", stop, |heard| match heard {
+pub async fn listen(
+    pool: PgPool,
+    hub: Arc<OrderChanges>,
+    health: LoopHealth,
+    stop: CancellationToken,
+) {
+    pg_notifications::listen(pool, CHANNEL, health, stop, |heard| match heard {
         // Whatever changed while no listener was connected.
         Heard::Connected => hub.resync_all(),
         Heard::Notified(payload) => match OrderChange::parse(payload) {

@@ -2,6 +2,7 @@
 //! `LISTEN`, hand every notification on, and after a lost connection say so and connect again
 //! (notifications sent meanwhile are gone, so the listener must assume it missed some).
 
+use crate::health::LoopHealth;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use std::time::Duration;
@@ -16,12 +17,12 @@ pub enum Heard<'a> {
     Lost,
 }
 
-/// Listens on `channel` until `stop`, telling `on` what it hears. `what` names the listener
-/// in the log.
+/// Listens on `channel` until `stop`, telling `on` what it hears, and `health` whether it is
+/// listening: a listener that is away means its process serves from stale or no notices.
 pub async fn listen(
     pool: PgPool,
     channel: &str,
-    what: &str,
+    health: LoopHealth,
     stop: CancellationToken,
     mut on: impl FnMut(Heard),
 ) {
@@ -36,7 +37,7 @@ pub async fn listen(
             connected = connected => match connected {
                 Ok(listener) => listener,
                 Err(e) => {
-                    tracing::warn!(error = %e, listener = what, "cannot listen to PostgreSQL notifications; retrying");
+                    health.retrying(&format!("cannot listen to PostgreSQL notifications: {e}"));
                     tokio::select! {
                         _ = stop.cancelled() => return,
                         _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
@@ -45,6 +46,7 @@ pub async fn listen(
             },
         };
         on(Heard::Connected);
+        health.succeeded();
         loop {
             let received = tokio::select! {
                 _ = stop.cancelled() => break,
@@ -57,5 +59,8 @@ pub async fn listen(
             }
         }
         on(Heard::Lost);
+        if !stop.is_cancelled() {
+            health.retrying("the notification connection was lost");
+        }
     }
 }

@@ -67,10 +67,11 @@ impl AdminApp {
         broker.ensure_topics(TOPICS).await.expect("topics");
         let schemas = SchemaRegistry::builtin().unwrap();
         let stop = CancellationToken::new();
+        let health = jivapay_platform::health::Health::default();
         let state = AppState::new(&settings(), db.pool.clone(), schemas.clone())
             .expect("state")
             .with_commands(RecordProducer::new(&broker, schemas.clone(), "test-admin").unwrap())
-            .with_changes(OrderChanges::listening(&db.pool, &stop));
+            .with_changes(OrderChanges::listening(&db.pool, &health, &stop));
         jivapay_admin::seed::reference(&state)
             .await
             .expect("reference data");
@@ -79,6 +80,7 @@ impl AdminApp {
             tokio::spawn(jivapay_admin::outbox::relay::run(
                 db.pool.clone(),
                 producer,
+                health.register("outbox relay"),
                 stop.clone(),
             ));
         }

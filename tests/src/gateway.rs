@@ -65,6 +65,7 @@ impl Gateway {
         tokio::spawn(jivapay_ingest::cache::listen(
             app.db.pool.clone(),
             cache.clone(),
+            jivapay_platform::health::Health::default().register("listener gateway cache"),
             tokio_util::sync::CancellationToken::new(),
         ));
         let state = jivapay_ingest::IngestState {

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod callbacks;
 pub mod demo;
 pub mod fault_proxy;
+pub mod fleet;
 pub mod gateway;
 pub mod murmur2;
 pub mod postgres;

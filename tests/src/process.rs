@@ -136,3 +136,84 @@ pub async fn wait_healthy(url: &str) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// One component (`jivapay <args>`) in a process of its own, as a deployment runs it.
+pub struct Component {
+    binary: std::path::PathBuf,
+    pub args: Vec<String>,
+    env: Vec<(String, String)>,
+    pub child: Child,
+}
+
+impl Component {
+    pub fn spawn(binary: &Path, args: &[&str], env: &[(String, String)]) -> Self {
+        let env_refs: Vec<(&str, &str)> =
+            env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        // For a diagnosis: JIVAPAY_TEST_E2E_LOGS=<folder> keeps each component's log there
+        // (appended across a restart).
+        let log = std::env::var_os("JIVAPAY_TEST_E2E_LOGS").map(|dir| {
+            let name = args.join("-");
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(Path::new(&dir).join(format!("{name}.log")))
+                .expect("component log file")
+        });
+        let mut command = command(binary, args, &env_refs);
+        if log.is_some() {
+            command.env("JIVAPAY__LOG__FILTER", "info");
+        }
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(log.map_or_else(Stdio::null, Stdio::from))
+            .spawn()
+            .unwrap();
+        Self {
+            binary: binary.to_owned(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            env: env.to_vec(),
+            child,
+        }
+    }
+
+    /// The command line after `jivapay`, as one string (`processor fraud`).
+    pub fn name(&self) -> String {
+        self.args.join(" ")
+    }
+
+    pub fn kill_hard(&mut self) {
+        self.child.kill().ok(); // SIGKILL
+        self.child.wait().ok();
+    }
+
+    pub fn restart(&mut self) {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        *self = Self::spawn(&self.binary.clone(), &args, &self.env.clone());
+    }
+
+    /// SIGTERM, then SIGKILL after 20 s.
+    pub fn stop(&mut self) {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .ok();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.child.try_wait().ok().flatten().is_none() {
+            if Instant::now() > deadline {
+                self.child.kill().ok();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// A component left running by a failing test is killed, not leaked.
+impl Drop for Component {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.child.kill().ok();
+            self.child.wait().ok();
+        }
+    }
+}

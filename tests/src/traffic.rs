@@ -206,7 +206,12 @@ impl Traffic {
     /// One round of customers and traders acting on what they see; returns how many accepted
     /// orders are not final yet (unknown counts as not final).
     pub async fn act(&mut self) -> usize {
-        let mut pending = 0;
+        self.act_and_count().await.values().sum()
+    }
+
+    /// [`Self::act`], counting the orders that are not final by status (`""`: unknown).
+    async fn act_and_count(&mut self) -> std::collections::BTreeMap<String, usize> {
+        let mut pending = std::collections::BTreeMap::new();
         let externals: Vec<String> = self.accepted.keys().cloned().collect();
         for external in &externals {
             let status = self.status(external).await.unwrap_or_default();
@@ -222,7 +227,7 @@ impl Traffic {
                 }
             }
             if !FINAL.contains(&status.as_str()) {
-                pending += 1;
+                *pending.entry(status).or_default() += 1;
             }
         }
         for token in self.traders.clone() {
@@ -258,13 +263,14 @@ impl Traffic {
     pub async fn until_final(&mut self, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
-            let pending = self.act().await;
-            if pending == 0 {
+            let pending = self.act_and_count().await;
+            if pending.is_empty() {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "{pending} of {} accepted orders not final in time",
+                "{} of {} accepted orders not final in time, by status: {pending:?}",
+                pending.values().sum::<usize>(),
                 self.accepted.len()
             );
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -353,18 +359,24 @@ pub async fn check_books(pool: &PgPool, accepted: &HashMap<String, (String, Stri
     }
 }
 
-/// Polls `/readyz` of `admin` every 200 ms until stopped, keeping (time, status) of each
-/// answer (0: no answer).
+/// Polls `/readyz` of one or more processes every 200 ms until stopped, keeping (time,
+/// status) of each round: 200 when every process answered 200, 503 when any answered 503,
+/// else 0 (no answer).
 pub struct ReadyzProbe {
     pub seen: std::sync::Arc<std::sync::Mutex<Vec<(Instant, u16)>>>,
-    /// The last body, for a failure's message.
+    /// The last body that was not ready, for a failure's message.
     last: std::sync::Arc<std::sync::Mutex<String>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl ReadyzProbe {
+    /// Polls the `/readyz` of the management API at `admin`.
     pub fn start(admin: &str) -> Self {
-        let url = format!("{admin}/readyz");
+        Self::start_all(vec![format!("{admin}/readyz")])
+    }
+
+    /// Polls every one of `urls`.
+    pub fn start_all(urls: Vec<String>) -> Self {
         let seen: std::sync::Arc<std::sync::Mutex<Vec<(Instant, u16)>>> = Default::default();
         let log = seen.clone();
         let last: std::sync::Arc<std::sync::Mutex<String>> = Default::default();
@@ -375,13 +387,27 @@ impl ReadyzProbe {
                 .build()
                 .unwrap();
             loop {
-                let status = match client.get(&url).send().await {
-                    Ok(r) => {
-                        let status = r.status().as_u16();
-                        *last_body.lock().unwrap() = r.text().await.unwrap_or_default();
-                        status
-                    }
-                    Err(_) => 0,
+                let mut round = Vec::new();
+                for url in &urls {
+                    let status = match client.get(url).send().await {
+                        Ok(r) => {
+                            let status = r.status().as_u16();
+                            let body = r.text().await.unwrap_or_default();
+                            if status != 200 {
+                                *last_body.lock().unwrap() = format!("{url}: {body}");
+                            }
+                            status
+                        }
+                        Err(_) => 0,
+                    };
+                    round.push(status);
+                }
+                let status = if round.iter().all(|s| *s == 200) {
+                    200
+                } else if round.contains(&503) {
+                    503
+                } else {
+                    0
                 };
                 log.lock().unwrap().push((Instant::now(), status));
                 tokio::time::sleep(Duration::from_millis(200)).await;

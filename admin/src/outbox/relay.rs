@@ -8,6 +8,7 @@
 //! was published but not yet marked is published again after a crash; it carries the same bytes
 //! for the same key, which a table reader cannot tell from one record.
 
+use jivapay_platform::health::LoopHealth;
 use jivapay_platform::kafka::RecordProducer;
 use sqlx::{PgPool, Row};
 use std::time::Duration;
@@ -89,18 +90,28 @@ pub async fn publish_batch(pool: &PgPool, producer: &RecordProducer) -> Result<u
     }
 }
 
-/// Runs until `stop` is cancelled.
-pub async fn run(pool: PgPool, producer: RecordProducer, stop: CancellationToken) {
+/// Runs until `stop` is cancelled, telling `health` whether its rounds succeed (commands that
+/// wait in the outbox are promises not yet kept).
+pub async fn run(
+    pool: PgPool,
+    producer: RecordProducer,
+    health: LoopHealth,
+    stop: CancellationToken,
+) {
     while !stop.is_cancelled() {
-        let pause = match publish_batch(&pool, &producer).await {
+        let round = publish_batch(&pool, &producer).await;
+        let pause = match round {
             Ok(n) if n as i64 == BATCH_ROWS_MAX => Duration::ZERO,
             Ok(_) => Duration::from_millis(IDLE_POLL_MS),
-            Err(e) => {
+            Err(ref e) => {
                 metrics::counter!("jivapay_outbox_failures_total").increment(1);
-                tracing::warn!(error = %e, "outbox relay round failed; will retry");
+                health.retrying(&format!("outbox relay round failed: {e}"));
                 Duration::from_millis(FAILURE_BACKOFF_MS)
             }
         };
+        if round.is_ok() {
+            health.succeeded();
+        }
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = tokio::time::sleep(pause) => {}

@@ -59,7 +59,7 @@ pub async fn run(
     ));
     // The sender stops with the intake: a sink whose intake failed exits as a whole.
     let local = stop.child_token();
-    let sending = tokio::spawn(sender.run(local.clone()));
+    let sending = tokio::spawn(sender.run(health.part("sender"), local.clone()));
     let taken = crate::runtime::run(
         crate::runtime::SinkLoop {
             broker: &broker,

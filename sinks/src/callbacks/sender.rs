@@ -26,6 +26,7 @@ use chrono::{DateTime, Utc};
 use jivapay_core::callback_url;
 use jivapay_core::crypto::DataKey;
 use jivapay_core::signing_secret;
+use jivapay_platform::health::LoopHealth;
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -131,14 +132,19 @@ impl Sender {
     }
 
     /// Claims and sends until `stop`; attempts in flight then finish (they are bounded).
-    pub async fn run(self: Arc<Self>, stop: CancellationToken) -> sqlx::Result<()> {
+    /// `health` hears whether the sender can read its settings and claim deliveries.
+    pub async fn run(
+        self: Arc<Self>,
+        health: LoopHealth,
+        stop: CancellationToken,
+    ) -> sqlx::Result<()> {
         let mut tasks = tokio::task::JoinSet::new();
         let result = loop {
             while tasks.try_join_next().is_some() {}
             let policy = match self.policy.get().await {
                 Ok(p) => p,
                 Err(e) => {
-                    tracing::warn!(error = %e, "callback settings unreadable; retrying");
+                    health.retrying(&format!("callback settings unreadable: {e}"));
                     if sleep_or_stop(&stop, self.config.poll).await {
                         break Ok(());
                     }
@@ -155,11 +161,15 @@ impl Sender {
                 match self.claim(&policy, free).await {
                     Ok(c) => c,
                     Err(e) => {
-                        tracing::warn!(error = %e, "claiming callback deliveries failed");
-                        Vec::new()
+                        health.retrying(&format!("claiming callback deliveries failed: {e}"));
+                        if sleep_or_stop(&stop, self.config.poll).await {
+                            break Ok(());
+                        }
+                        continue;
                     }
                 }
             };
+            health.succeeded();
             if claimed.is_empty() {
                 if sleep_or_stop(&stop, self.config.poll).await {
                     break Ok(());
