@@ -65,7 +65,7 @@ impl Api {
     }
 }
 
-use jivapay_tests::traffic::{check_books, FINAL, POOLS};
+use jivapay_tests::traffic::{check_books, is_final, POOLS};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_hundreds_of_payins_with_a_killed_trader_book() {
@@ -384,7 +384,7 @@ async fn hundreds_of_payins(broker: Broker, kills: Kills, membership: Membership
                     .unwrap();
                 confirmed_by_customer[n] = answer.status().as_u16() == 202;
             }
-            if !FINAL.contains(&status.as_str()) {
+            if !is_final(&status) {
                 pending += 1;
             }
         }
@@ -479,7 +479,7 @@ async fn hundreds_of_payins(broker: Broker, kills: Kills, membership: Membership
     assert_eq!(rows.len(), ORDERS);
     for (external, status) in &rows {
         let n: usize = external.trim_start_matches("e2e-").parse().unwrap();
-        assert!(FINAL.contains(&status.as_str()), "{external}: {status}");
+        assert!(is_final(&status), "{external}: {status}");
         // Untouched orders expire, confirmed ones complete — unless no requisite was free, or
         // the customer's confirmation reached the trader book (down for the kill) only after
         // the payment window had closed. Once the book accepted it, the order must complete.

@@ -205,7 +205,14 @@ where
     for _ in 0..10 {
         traffic.post().await;
     }
-    traffic.until_final(Duration::from_secs(120)).await;
+    if let Err(pending) = traffic.until_final(Duration::from_secs(120)).await {
+        let open: usize = pending.values().map(Vec::len).sum();
+        panic!(
+            "{open} of {} accepted orders not final in time:\n{}",
+            traffic.accepted.len(),
+            traffic.explain(db, &pending).await
+        );
+    }
     for (n, outage) in outages.iter().enumerate() {
         assert!(
             probe.answered(503, outage.began, outage.ready_again),

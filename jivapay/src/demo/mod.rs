@@ -47,6 +47,9 @@ pub async fn run(
         })?
         .expose_secret()
         .to_owned();
+    if settings.embedded_broker() {
+        start_afresh(settings).await?;
+    }
     components::seed(settings, true).await?;
     let pool = db::connect(&settings.database).await?;
     {
@@ -82,6 +85,29 @@ pub async fn run(
     };
     let (served, driven) = tokio::join!(server, driver);
     served.and(driven)
+}
+
+/// The embedded broker keeps its topics in this process only, so an earlier run's database
+/// (its sinks' stored offsets, its orders, its ledger) would not match the empty topics this
+/// run starts with: sinks would skip every record below the old offsets and the books would
+/// miss the deposits. The demo therefore starts from an empty database.
+async fn start_afresh(settings: &Settings) -> anyhow::Result<()> {
+    let pool = db::connect(&settings.database).await?;
+    let earlier: Option<i64> = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'",
+    )
+    .fetch_one(&pool)
+    .await?;
+    if earlier.unwrap_or(0) > 0 {
+        eprintln!(
+            "jivapay demo: the embedded broker starts empty, so the demo empties its database too"
+        );
+        sqlx::raw_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+            .execute(&pool)
+            .await?;
+    }
+    pool.close().await;
+    Ok(())
 }
 
 async fn drive(
