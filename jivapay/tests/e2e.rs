@@ -479,7 +479,7 @@ async fn hundreds_of_payins(broker: Broker, kills: Kills, membership: Membership
     assert_eq!(rows.len(), ORDERS);
     for (external, status) in &rows {
         let n: usize = external.trim_start_matches("e2e-").parse().unwrap();
-        assert!(is_final(&status), "{external}: {status}");
+        assert!(is_final(status), "{external}: {status}");
         // Untouched orders expire, confirmed ones complete — unless no requisite was free, or
         // the customer's confirmation reached the trader book (down for the kill) only after
         // the payment window had closed. Once the book accepted it, the order must complete.

@@ -334,7 +334,7 @@ pub async fn check_books(pool: &PgPool, accepted: &HashMap<String, (String, Stri
         let status = projected
             .get(external)
             .unwrap_or_else(|| panic!("accepted order {external} is not in the projection"));
-        assert!(is_final(&status), "{external}: {status}");
+        assert!(is_final(status), "{external}: {status}");
     }
     let unbalanced: i64 = sqlx::query_scalar("SELECT count(*) FROM (SELECT 1 FROM ledger_entries GROUP BY transfer_id, currency HAVING sum(amount) <> 0) t")
         .fetch_one(pool)
