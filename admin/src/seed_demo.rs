@@ -258,7 +258,7 @@ pub async fn demo(state: &AppState, demo_password: &str) -> Result<usize, SeedEr
             }
             let deposit = TraderCommand {
                 command_id: Uuid::new_v5(&DEMO_NAMESPACE, trader_id.as_bytes()),
-                trader_id,
+                trader_id: trader_id.into(),
                 order_id: None,
                 kind: TraderCommandKind::Deposit,
                 amount: Some(DEPOSIT_USDT.parse().expect("valid amount")),

@@ -324,7 +324,7 @@ async fn open_up_for_load(pool: &PgPool) -> anyhow::Result<()> {
         jivapay_admin::outbox::snapshots::publish_trader(&mut tx, &schemas, *trader_id).await?;
         let deposit = TraderCommand {
             command_id: Uuid::new_v5(&BENCH_NAMESPACE, trader_id.as_bytes()),
-            trader_id: *trader_id,
+            trader_id: (*trader_id).into(),
             order_id: None,
             kind: TraderCommandKind::Deposit,
             amount: Some(BENCH_DEPOSIT_USDT.parse()?),

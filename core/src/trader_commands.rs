@@ -17,8 +17,8 @@ pub fn client_confirmed(
     TraderCommand {
         command_id: IdPurpose::PaymentPageCommand
             .id(format!("{order_id}:client_confirmed").as_bytes()),
-        trader_id,
-        order_id: Some(order_id),
+        trader_id: trader_id.into(),
+        order_id: Some(order_id.into()),
         kind: TraderCommandKind::ClientConfirmed,
         amount: None,
         resolution: None,
@@ -44,8 +44,8 @@ pub fn from_trader(
         // `{kind:?}` (`TraderConfirmed`) is part of the id's name: ids in the trader book's
         // memory were made with it.
         command_id: IdPurpose::TraderApiCommand.id(format!("{order_id}:{kind:?}").as_bytes()),
-        trader_id,
-        order_id: Some(order_id),
+        trader_id: trader_id.into(),
+        order_id: Some(order_id.into()),
         kind,
         amount: None,
         resolution: None,

@@ -13,12 +13,25 @@ macro_rules! uuid_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[cfg_attr(feature = "sqlx", derive(sqlx::Type), sqlx(transparent))]
         #[serde(transparent)]
         pub struct $name(pub Uuid);
 
         impl $name {
             pub fn as_uuid(&self) -> Uuid {
                 self.0
+            }
+        }
+
+        impl From<Uuid> for $name {
+            fn from(id: Uuid) -> Self {
+                Self(id)
+            }
+        }
+
+        impl From<$name> for Uuid {
+            fn from(id: $name) -> Uuid {
+                id.0
             }
         }
 
@@ -44,6 +57,10 @@ uuid_id!(
 uuid_id!(
     /// A trader: holds a USDT deposit and owns requisites.
     TraderId
+);
+uuid_id!(
+    /// A trader's requisite: the card, phone or account a customer pays to.
+    RequisiteId
 );
 uuid_id!(
     /// An order (pay-in or pay-out), derived from the store and its external order id.

@@ -9,7 +9,7 @@ pub mod money;
 pub mod namespaces;
 pub mod order;
 
-pub use ids::{OrderId, StoreId, TraderId};
-pub use money::{Currency, FiatAmount, MoneyError, UsdtAmount};
+pub use ids::{OrderId, RequisiteId, StoreId, TraderId};
+pub use money::{Currency, FiatAmount, MoneyError, ParseAmountError, UsdtAmount};
 pub use namespaces::IdPurpose;
 pub use order::{Direction, OrderEventKind, OrderStatus};

@@ -19,6 +19,15 @@ pub enum MoneyError {
     BadCurrency(String),
 }
 
+/// Why a text is no amount.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseAmountError {
+    #[error("not a decimal number")]
+    NotDecimal,
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+}
+
 /// Gives `amount` exactly `scale` decimal places, refusing any that would be lost.
 pub fn at_scale(amount: Decimal, scale: u32) -> Result<Decimal, MoneyError> {
     let mut exact = amount.normalize();
@@ -56,6 +65,72 @@ macro_rules! amount {
             pub fn value(&self) -> Decimal {
                 self.0
             }
+
+            pub const ZERO: Self = Self(Decimal::from_parts(0, 0, 0, false, $scale));
+
+            /// `amount` rounded to `SCALE` places, half away from zero: the one rounding rule
+            /// of every computed amount (rates, commissions).
+            pub fn rounded(amount: Decimal) -> Self {
+                let mut exact = amount.round_dp_with_strategy(
+                    $scale,
+                    rust_decimal::RoundingStrategy::MidpointAwayFromZero,
+                );
+                exact.rescale($scale);
+                Self(exact)
+            }
+        }
+
+        /// Zero at `SCALE` places.
+        impl Default for $name {
+            fn default() -> Self {
+                Self::ZERO
+            }
+        }
+
+        // Sums and differences of amounts at one scale keep that scale.
+        impl std::ops::Add for $name {
+            type Output = Self;
+            fn add(self, other: Self) -> Self {
+                Self(self.0 + other.0)
+            }
+        }
+
+        impl std::ops::Sub for $name {
+            type Output = Self;
+            fn sub(self, other: Self) -> Self {
+                Self(self.0 - other.0)
+            }
+        }
+
+        impl std::ops::AddAssign for $name {
+            fn add_assign(&mut self, other: Self) {
+                self.0 += other.0;
+            }
+        }
+
+        impl std::ops::SubAssign for $name {
+            fn sub_assign(&mut self, other: Self) {
+                self.0 -= other.0;
+            }
+        }
+
+        impl std::ops::Neg for $name {
+            type Output = Self;
+            fn neg(self) -> Self {
+                Self(-self.0)
+            }
+        }
+
+        impl std::iter::Sum for $name {
+            fn sum<I: Iterator<Item = Self>>(amounts: I) -> Self {
+                amounts.fold(Self::ZERO, |total, amount| total + amount)
+            }
+        }
+
+        impl<'a> std::iter::Sum<&'a $name> for $name {
+            fn sum<I: Iterator<Item = &'a Self>>(amounts: I) -> Self {
+                amounts.copied().sum()
+            }
         }
 
         impl TryFrom<Decimal> for $name {
@@ -71,9 +146,53 @@ macro_rules! amount {
             }
         }
 
+        /// Parses a decimal string with at most `SCALE` places.
+        impl std::str::FromStr for $name {
+            type Err = ParseAmountError;
+            fn from_str(text: &str) -> Result<Self, Self::Err> {
+                let amount: Decimal = text.parse().map_err(|_| ParseAmountError::NotDecimal)?;
+                Ok(Self::new(amount)?)
+            }
+        }
+
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 self.0.fmt(f)
+            }
+        }
+
+        #[cfg(feature = "sqlx")]
+        impl sqlx::Type<sqlx::Postgres> for $name {
+            fn type_info() -> sqlx::postgres::PgTypeInfo {
+                <Decimal as sqlx::Type<sqlx::Postgres>>::type_info()
+            }
+        }
+
+        #[cfg(feature = "sqlx")]
+        impl sqlx::postgres::PgHasArrayType for $name {
+            fn array_type_info() -> sqlx::postgres::PgTypeInfo {
+                <Decimal as sqlx::postgres::PgHasArrayType>::array_type_info()
+            }
+        }
+
+        #[cfg(feature = "sqlx")]
+        impl<'q> sqlx::Encode<'q, sqlx::Postgres> for $name {
+            fn encode_by_ref(
+                &self,
+                buf: &mut sqlx::postgres::PgArgumentBuffer,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <Decimal as sqlx::Encode<sqlx::Postgres>>::encode_by_ref(&self.0, buf)
+            }
+        }
+
+        /// Read back through [`Self::new`]: a stored value with too many places is an error.
+        #[cfg(feature = "sqlx")]
+        impl<'r> sqlx::Decode<'r, sqlx::Postgres> for $name {
+            fn decode(
+                value: sqlx::postgres::PgValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                let amount = <Decimal as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
+                Ok(Self::new(amount)?)
             }
         }
     };

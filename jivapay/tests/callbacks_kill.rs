@@ -117,7 +117,12 @@ async fn a_killed_callback_sink_delivers_everything_at_least_once_in_order() {
     let got = receiver.received();
     let produced: HashMap<String, (Uuid, i64)> = events
         .iter()
-        .map(|e| (e.event_id.to_string(), (e.order_id, i64::from(e.sequence))))
+        .map(|e| {
+            (
+                e.event_id.to_string(),
+                (e.order_id.0, i64::from(e.sequence)),
+            )
+        })
         .collect();
     // At least once: every event id was answered 2xx at least once (the receiver answers 200
     // to everything but some first attempts).

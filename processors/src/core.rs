@@ -11,7 +11,7 @@
 //! Determinism: for the same inputs, state and `now`, a processor returns the same outputs with
 //! the same ids — that is what makes replays after a crash harmless.
 
-use jivapay_domain::IdPurpose;
+use jivapay_domain::{IdPurpose, StoreId, TraderId};
 use jivapay_schemas::records::{
     LedgerTransfer, OrderEvent, OrderRequested, OrderRouted, OrderScreened, Rate, Setting, Store,
     StorePosting, Trader, TraderCapacity, TraderCommand, TraderPosting,
@@ -87,7 +87,7 @@ impl Emit {
             Emit::Screened(r) => r.pool.clone(),
             Emit::Routed(r) => r.trader_id.to_string(),
             Emit::Event(r) => r.order_id.to_string(),
-            Emit::Transfer(r) => r.order_id.unwrap_or(r.transfer_id).to_string(),
+            Emit::Transfer(r) => r.order_id.map_or(r.transfer_id, Uuid::from).to_string(),
             Emit::StorePosting(r) => r.store_id.to_string(),
             Emit::TraderPosting(r) => r.trader_id.to_string(),
             Emit::Capacity(r) => r.trader_id.to_string(),
@@ -125,13 +125,13 @@ pub trait Processor: Send + 'static {
 
 /// Master data as the processors see it: compacted topics held as tables.
 pub trait MasterData: Send + Sync + 'static {
-    fn trader(&self, trader_id: Uuid) -> Option<Trader>;
+    fn trader(&self, trader_id: TraderId) -> Option<Trader>;
     /// Every trader with at least one requisite in `pool` (`FIAT:method`).
     fn traders_in_pool(&self, pool: &str) -> Vec<Trader>;
-    fn store(&self, store_id: Uuid) -> Option<Store>;
+    fn store(&self, store_id: StoreId) -> Option<Store>;
     fn rate(&self, fiat_currency: &str) -> Option<Rate>;
     fn setting(&self, key: &str) -> Option<Setting>;
-    fn capacity(&self, trader_id: Uuid) -> Option<TraderCapacity>;
+    fn capacity(&self, trader_id: TraderId) -> Option<TraderCapacity>;
 }
 
 /// The time processors run on: the system clock in production, a hand-moved one in tests.
@@ -175,15 +175,15 @@ impl Clock for ManualClock {
 /// Master data held in memory (tests, simulations).
 #[derive(Default)]
 pub struct InMemoryMasterData {
-    pub traders: Mutex<std::collections::HashMap<Uuid, Trader>>,
-    pub stores: Mutex<std::collections::HashMap<Uuid, Store>>,
+    pub traders: Mutex<std::collections::HashMap<TraderId, Trader>>,
+    pub stores: Mutex<std::collections::HashMap<StoreId, Store>>,
     pub rates: Mutex<std::collections::HashMap<String, Rate>>,
     pub settings: Mutex<std::collections::HashMap<String, Setting>>,
-    pub capacities: Mutex<std::collections::HashMap<Uuid, TraderCapacity>>,
+    pub capacities: Mutex<std::collections::HashMap<TraderId, TraderCapacity>>,
 }
 
 impl MasterData for InMemoryMasterData {
-    fn trader(&self, trader_id: Uuid) -> Option<Trader> {
+    fn trader(&self, trader_id: TraderId) -> Option<Trader> {
         self.traders.lock().expect("lock").get(&trader_id).cloned()
     }
 
@@ -204,7 +204,7 @@ impl MasterData for InMemoryMasterData {
         traders
     }
 
-    fn store(&self, store_id: Uuid) -> Option<Store> {
+    fn store(&self, store_id: StoreId) -> Option<Store> {
         self.stores.lock().expect("lock").get(&store_id).cloned()
     }
 
@@ -216,7 +216,7 @@ impl MasterData for InMemoryMasterData {
         self.settings.lock().expect("lock").get(key).cloned()
     }
 
-    fn capacity(&self, trader_id: Uuid) -> Option<TraderCapacity> {
+    fn capacity(&self, trader_id: TraderId) -> Option<TraderCapacity> {
         self.capacities
             .lock()
             .expect("lock")

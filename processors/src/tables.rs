@@ -3,12 +3,12 @@
 //! sees changes as they are published.
 
 use crate::core::{pool, MasterData};
+use jivapay_domain::{StoreId, TraderId};
 use jivapay_platform::kafka::{Broker, Table, TableError};
 use jivapay_schemas::records::{Rate, Setting, Store, Trader, TraderCapacity};
 use jivapay_schemas::topics::{RATES, SETTINGS, STORES, TRADERS, TRADER_CAPACITY};
 use jivapay_schemas::SchemaRegistry;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 pub struct TableMasterData {
     traders: Table<Trader>,
@@ -36,7 +36,7 @@ impl TableMasterData {
 }
 
 impl MasterData for TableMasterData {
-    fn trader(&self, trader_id: Uuid) -> Option<Trader> {
+    fn trader(&self, trader_id: TraderId) -> Option<Trader> {
         self.traders.get(&trader_id.to_string())
     }
 
@@ -55,7 +55,7 @@ impl MasterData for TableMasterData {
         traders
     }
 
-    fn store(&self, store_id: Uuid) -> Option<Store> {
+    fn store(&self, store_id: StoreId) -> Option<Store> {
         self.stores.get(&store_id.to_string())
     }
 
@@ -67,7 +67,7 @@ impl MasterData for TableMasterData {
         self.settings.get(key)
     }
 
-    fn capacity(&self, trader_id: Uuid) -> Option<TraderCapacity> {
+    fn capacity(&self, trader_id: TraderId) -> Option<TraderCapacity> {
         self.capacities.get(&trader_id.to_string())
     }
 }

@@ -2,6 +2,7 @@
 //! keep its state exact across a crash and a restart — every order gets exactly one sequence
 //! number, none is skipped or given twice, and replays carry the same event ids.
 
+use jivapay_domain::{OrderId, StoreId};
 use jivapay_platform::kafka::{Broker, RecordConsumer, RecordProducer};
 use jivapay_processors::core::{derived_id, Emit, Input, Millis, Processor, SystemClock};
 use jivapay_processors::runtime::{run, RuntimeConfig};
@@ -26,7 +27,7 @@ struct Numbering {
 #[derive(Default, Clone, Serialize, Deserialize)]
 struct StoreState {
     next: i32,
-    seen: BTreeSet<Uuid>,
+    seen: BTreeSet<OrderId>,
 }
 
 impl Processor for Numbering {
@@ -46,7 +47,7 @@ impl Processor for Numbering {
         state.next += 1;
         self.dirty.insert(key);
         vec![Emit::Event(OrderEvent {
-            event_id: derived_id(&[order.order_id.as_bytes(), b"numbered"]),
+            event_id: derived_id(&[order.order_id.0.as_bytes(), b"numbered"]),
             order_id: order.order_id,
             store_id: order.store_id,
             external_order_id: order.external_order_id,
@@ -117,11 +118,11 @@ fn start(
     (stop, handle)
 }
 
-async fn produce_orders(producer: &RecordProducer, stores: &[Uuid], from: usize, to: usize) {
+async fn produce_orders(producer: &RecordProducer, stores: &[StoreId], from: usize, to: usize) {
     for n in from..to {
         let store = stores[n % stores.len()];
         let order = jivapay_schemas::records::OrderRequested {
-            order_id: Uuid::new_v4(),
+            order_id: OrderId(Uuid::new_v4()),
             store_id: store,
             external_order_id: format!("ext-{n}"),
             ..samples::order_requested()
@@ -137,7 +138,7 @@ async fn produce_orders(producer: &RecordProducer, stores: &[Uuid], from: usize,
 async fn collect(consumer: &RecordConsumer, orders: usize, into: &mut Vec<OrderEvent>) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     loop {
-        let distinct: BTreeSet<Uuid> = into.iter().map(|e| e.order_id).collect();
+        let distinct: BTreeSet<OrderId> = into.iter().map(|e| e.order_id).collect();
         if distinct.len() >= orders {
             return;
         }
@@ -160,7 +161,7 @@ async fn state_survives_a_crash_and_a_restart() {
     broker.ensure_topics(TOPICS).await.unwrap();
     let registry = SchemaRegistry::builtin().unwrap();
     let producer = RecordProducer::new(&broker, registry.clone(), "orders").unwrap();
-    let stores: Vec<Uuid> = (0..5).map(|_| Uuid::new_v4()).collect();
+    let stores: Vec<StoreId> = (0..5).map(|_| StoreId(Uuid::new_v4())).collect();
     let events =
         RecordConsumer::subscribe(&broker, registry.clone(), "reader", &[ORDERS_EVENTS]).unwrap();
     let mut seen = Vec::new();
@@ -180,7 +181,7 @@ async fn state_survives_a_crash_and_a_restart() {
     events.close().ok();
 
     // Replays repeat an event with the same id and sequence, never a different one.
-    let mut by_order: HashMap<Uuid, (Uuid, i32)> = HashMap::new();
+    let mut by_order: HashMap<OrderId, (Uuid, i32)> = HashMap::new();
     for event in &seen {
         let first_seen = by_order
             .entry(event.order_id)

@@ -124,29 +124,45 @@ fn serde_bytes_ref(bytes: &[u8]) -> impl serde::Serialize + '_ {
 
 macro_rules! scale_module {
     ($name:ident, $opt:ident, $scale:expr) => {
+        /// For a `Decimal` or a domain amount (anything that converts to and from a `Decimal`).
         pub mod $name {
             use rust_decimal::Decimal;
-            pub fn serialize<S: serde::Serializer>(v: &Decimal, s: S) -> Result<S::Ok, S::Error> {
-                super::serialize(v, $scale, s)
+            pub fn serialize<T, S>(v: &T, s: S) -> Result<S::Ok, S::Error>
+            where
+                T: Copy + Into<Decimal>,
+                S: serde::Serializer,
+            {
+                super::serialize(&(*v).into(), $scale, s)
             }
-            pub fn deserialize<'de, D: serde::Deserializer<'de>>(
-                d: D,
-            ) -> Result<Decimal, D::Error> {
-                super::deserialize(d, $scale)
+            pub fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+            where
+                T: TryFrom<Decimal>,
+                T::Error: std::fmt::Display,
+                D: serde::Deserializer<'de>,
+            {
+                let amount = super::deserialize(d, $scale)?;
+                T::try_from(amount).map_err(serde::de::Error::custom)
             }
         }
         pub mod $opt {
             use rust_decimal::Decimal;
-            pub fn serialize<S: serde::Serializer>(
-                v: &Option<Decimal>,
-                s: S,
-            ) -> Result<S::Ok, S::Error> {
-                super::serialize_opt(v, $scale, s)
+            pub fn serialize<T, S>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error>
+            where
+                T: Copy + Into<Decimal>,
+                S: serde::Serializer,
+            {
+                super::serialize_opt(&v.map(Into::into), $scale, s)
             }
-            pub fn deserialize<'de, D: serde::Deserializer<'de>>(
-                d: D,
-            ) -> Result<Option<Decimal>, D::Error> {
-                super::deserialize_opt(d, $scale)
+            pub fn deserialize<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
+            where
+                T: TryFrom<Decimal>,
+                T::Error: std::fmt::Display,
+                D: serde::Deserializer<'de>,
+            {
+                super::deserialize_opt(d, $scale)?
+                    .map(T::try_from)
+                    .transpose()
+                    .map_err(serde::de::Error::custom)
             }
         }
     };
@@ -167,19 +183,28 @@ pub mod vec_scale2 {
     #[serde(transparent)]
     struct Item(#[serde(with = "super::scale2")] Decimal);
 
-    pub fn serialize<S: Serializer>(v: &[Decimal], s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<T, S>(v: &[T], s: S) -> Result<S::Ok, S::Error>
+    where
+        T: Copy + Into<Decimal>,
+        S: Serializer,
+    {
         let mut seq = s.serialize_seq(Some(v.len()))?;
         for d in v {
-            seq.serialize_element(&Item(*d))?;
+            seq.serialize_element(&Item((*d).into()))?;
         }
         seq.end()
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Decimal>, D::Error> {
-        Ok(Vec::<Item>::deserialize(d)?
+    pub fn deserialize<'de, T, D>(d: D) -> Result<Vec<T>, D::Error>
+    where
+        T: TryFrom<Decimal>,
+        T::Error: std::fmt::Display,
+        D: Deserializer<'de>,
+    {
+        Vec::<Item>::deserialize(d)?
             .into_iter()
-            .map(|i| i.0)
-            .collect())
+            .map(|i| T::try_from(i.0).map_err(serde::de::Error::custom))
+            .collect()
     }
 }
 

@@ -6,12 +6,18 @@ use rust_decimal::Decimal;
 use std::str::FromStr;
 use uuid::Uuid;
 
-fn id(n: u128) -> Uuid {
-    Uuid::from_u128(n)
+/// A sample id: a `Uuid` or any of the domain's id newtypes.
+fn id<T: From<Uuid>>(n: u128) -> T {
+    T::from(Uuid::from_u128(n))
 }
 
-fn dec(s: &str) -> Decimal {
-    Decimal::from_str(s).expect("sample decimal")
+/// A sample amount: a `Decimal` or a domain amount at its scale.
+fn dec<T>(s: &str) -> T
+where
+    T: TryFrom<Decimal>,
+    T::Error: std::fmt::Debug,
+{
+    T::try_from(Decimal::from_str(s).expect("sample decimal")).expect("sample amount")
 }
 
 /// 2026-11-26T10:00:00Z.
@@ -309,7 +315,7 @@ pub fn setting() -> Setting {
 
 pub fn changelog() -> ChangelogEntry {
     ChangelogEntry {
-        state_key: id(2).to_string(),
+        state_key: id::<Uuid>(2).to_string(),
         state: Some(vec![0, 1, 2, 255]),
         state_schema_id: Some(200),
         covered_offsets: vec![InputOffset {

@@ -2,18 +2,30 @@
 //!
 //! Needed because the `uuid` crate serializes as 16 raw bytes to serializers that say they are
 //! not human-readable (as apache-avro's direct writer does), which other Avro readers reject.
-//! Use with `#[serde(with = "crate::uuid_text")]`, `uuid_text::option` or `uuid_text::vec`.
+//! Use with `#[serde(with = "crate::uuid_text")]`, `uuid_text::option` or `uuid_text::vec`, on a
+//! `Uuid` or on one of the domain's id newtypes (anything that converts to and from a `Uuid`).
 
 use serde::{Deserialize, Deserializer, Serializer};
 use uuid::Uuid;
 
-pub fn serialize<S: Serializer>(id: &Uuid, s: S) -> Result<S::Ok, S::Error> {
+pub fn serialize<T, S>(id: &T, s: S) -> Result<S::Ok, S::Error>
+where
+    T: Copy + Into<Uuid>,
+    S: Serializer,
+{
+    let id: Uuid = (*id).into();
     s.serialize_str(id.hyphenated().encode_lower(&mut Uuid::encode_buffer()))
 }
 
-pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Uuid, D::Error> {
+pub fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+where
+    T: From<Uuid>,
+    D: Deserializer<'de>,
+{
     let text = std::borrow::Cow::<str>::deserialize(d)?;
-    Uuid::parse_str(&text).map_err(serde::de::Error::custom)
+    Uuid::parse_str(&text)
+        .map(T::from)
+        .map_err(serde::de::Error::custom)
 }
 
 // Transparent: a newtype struct is not a wire type to the fast reader.
@@ -26,12 +38,20 @@ pub mod option {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use uuid::Uuid;
 
-    pub fn serialize<S: Serializer>(id: &Option<Uuid>, s: S) -> Result<S::Ok, S::Error> {
-        id.map(Text).serialize(s)
+    pub fn serialize<T, S>(id: &Option<T>, s: S) -> Result<S::Ok, S::Error>
+    where
+        T: Copy + Into<Uuid>,
+        S: Serializer,
+    {
+        id.map(|id| Text(id.into())).serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Uuid>, D::Error> {
-        Ok(Option::<Text>::deserialize(d)?.map(|t| t.0))
+    pub fn deserialize<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
+    where
+        T: From<Uuid>,
+        D: Deserializer<'de>,
+    {
+        Ok(Option::<Text>::deserialize(d)?.map(|t| T::from(t.0)))
     }
 }
 
@@ -40,18 +60,25 @@ pub mod vec {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use uuid::Uuid;
 
-    pub fn serialize<S: Serializer>(ids: &[Uuid], s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<T, S>(ids: &[T], s: S) -> Result<S::Ok, S::Error>
+    where
+        T: Copy + Into<Uuid>,
+        S: Serializer,
+    {
         ids.iter()
-            .copied()
-            .map(Text)
+            .map(|id| Text((*id).into()))
             .collect::<Vec<_>>()
             .serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Uuid>, D::Error> {
+    pub fn deserialize<'de, T, D>(d: D) -> Result<Vec<T>, D::Error>
+    where
+        T: From<Uuid>,
+        D: Deserializer<'de>,
+    {
         Ok(Vec::<Text>::deserialize(d)?
             .into_iter()
-            .map(|t| t.0)
+            .map(|t| T::from(t.0))
             .collect())
     }
 }

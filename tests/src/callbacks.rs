@@ -260,8 +260,8 @@ pub fn event(
     };
     OrderEvent {
         event_id: Uuid::new_v5(&order_id, &sequence.to_be_bytes()),
-        order_id,
-        store_id,
+        order_id: order_id.into(),
+        store_id: store_id.into(),
         external_order_id: format!("ext-{order_id}"),
         direction: Direction::PayIn,
         sequence,

@@ -169,6 +169,6 @@ async fn traders_act_on_their_own_open_orders_only() {
     );
     assert_eq!(seen[2].kind, TraderCommandKind::ReportNonPayment);
     assert_eq!(seen[2].reason.as_deref(), Some("nothing came"));
-    assert_eq!(seen[2].order_id, Some(confirmed));
+    assert_eq!(seen[2].order_id, Some(confirmed.into()));
     app.stop().await;
 }

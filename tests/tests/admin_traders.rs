@@ -376,7 +376,7 @@ async fn staff_create_traders_and_each_role_reads_within_scope() {
     let record = latest_record(&app, first).await;
     assert_eq!(
         (record.trader_id, record.team_id, record.priority),
-        (first, Some(team), 7)
+        (first.into(), Some(team), 7)
     );
 
     // Without a team and priority: no team, priority 100.

@@ -38,7 +38,7 @@ async fn test_topic(broker: &Broker, prefix: &str, partitions: i32) -> &'static 
 fn event(n: usize) -> OrderEvent {
     OrderEvent {
         external_order_id: format!("ext-{n}"),
-        order_id: Uuid::new_v4(),
+        order_id: Uuid::new_v4().into(),
         ..samples::order_event()
     }
 }

@@ -395,9 +395,9 @@ async fn the_payment_page_works_in_headless_chromium() {
         confirmed.push(command);
     }
     commands.close().ok();
-    assert_eq!(confirmed[0].order_id, Some(plain.order_id));
+    assert_eq!(confirmed[0].order_id, Some(plain.order_id.into()));
     assert_eq!(confirmed[0].receipt_key, None);
-    assert_eq!(confirmed[1].order_id, Some(with_receipt.order_id));
+    assert_eq!(confirmed[1].order_id, Some(with_receipt.order_id.into()));
     let key = confirmed[1].receipt_key.clone().expect("the receipt's key");
     assert!(
         key.starts_with(&format!("receipts/{}/", with_receipt.order_id)) && key.ends_with(".pdf"),

@@ -371,7 +371,7 @@ async fn receipts_are_checked_stored_and_sent_with_the_confirmation() {
         let command = next.value.unwrap();
         assert_eq!(command.kind, TraderCommandKind::ClientConfirmed);
         assert_eq!(command.actor_role.as_deref(), Some("customer"));
-        seen.entry(command.order_id.unwrap())
+        seen.entry(command.order_id.unwrap().0)
             .or_default()
             .push(command);
     }

@@ -41,7 +41,7 @@ async fn the_ledger_sink_journals_each_transfer_once() {
         LedgerTransfer {
             transfer_id: Uuid::new_v4(),
             kind: TransferKind::PayIn,
-            order_id: Some(Uuid::new_v4()),
+            order_id: Some(Uuid::new_v4().into()),
             description: None,
             entries: vec![
                 entry(
@@ -159,18 +159,18 @@ async fn the_projection_applies_each_event_once_and_never_goes_back() {
                  status: OrderStatus,
                  previous: Option<OrderStatus>| OrderEvent {
         event_id: Uuid::new_v4(),
-        order_id,
-        store_id: store.store_id,
+        order_id: order_id.into(),
+        store_id: store.store_id.into(),
         external_order_id: "ext-42".into(),
         direction: Direction::PayIn,
         sequence,
         kind,
         status,
         previous_status: previous,
-        trader_id: (sequence > 1).then_some(trader.trader_id.unwrap()),
-        requisite_id: (sequence > 1).then_some(requisite_id),
+        trader_id: (sequence > 1).then_some(trader.trader_id.unwrap().into()),
+        requisite_id: (sequence > 1).then_some(requisite_id.into()),
         rate: (sequence > 1).then(|| d("92.5")),
-        crypto_amount: (sequence > 1).then(|| d("54.054054")),
+        crypto_amount: (sequence > 1).then(|| "54.054054".parse().unwrap()),
         payment_token: Some(format!("token-{order_id}")),
         callback_url: None,
         candidates: vec![],

@@ -265,11 +265,11 @@ pub async fn create_payin(
         }
     };
     let record = OrderRequested {
-        order_id,
-        store_id: store.store_id,
+        order_id: order_id.into(),
+        store_id: store.store_id.into(),
         external_order_id: payin.external_order_id.clone(),
         direction: Direction::PayIn,
-        fiat_amount: Some(payin.amount.value()),
+        fiat_amount: Some(payin.amount),
         fiat_currency: payin.currency.clone(),
         payment_method: payin.payment_method.clone(),
         customer_id: payin.customer_id,

@@ -2,6 +2,7 @@
 
 use super::split::{pay_in_split, PayInSplit};
 use crate::core::{derived_id, Emit, Input, MasterData, Millis, Processor};
+use jivapay_domain::{OrderId, RequisiteId, StoreId, TraderId, UsdtAmount};
 use jivapay_schemas::records::{
     AccountKind, AccountOwnerKind, Direction, LedgerEntry, LedgerTransfer, OrderEvent, OrderStatus,
     PostingKind, StorePosting, TraderPosting, TransferKind,
@@ -25,13 +26,13 @@ const USDT: &str = "USDT";
 /// What ASSIGNED fixed for the order's settlement.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Assignment {
-    store_id: Uuid,
-    trader_id: Uuid,
-    requisite_id: Option<Uuid>,
+    store_id: StoreId,
+    trader_id: TraderId,
+    requisite_id: Option<RequisiteId>,
     external_order_id: String,
     payment_method: String,
     rate: Option<Decimal>,
-    crypto_amount: Decimal,
+    crypto_amount: UsdtAmount,
     /// s_in, percent, from the store's commissions at assignment.
     store_percent: Decimal,
     /// t_in, percent, from the trader's commissions at assignment.
@@ -50,8 +51,8 @@ enum OrderState {
 
 pub struct CommissionsProcessor {
     master: Arc<dyn MasterData>,
-    orders: HashMap<Uuid, OrderState>,
-    dirty: BTreeSet<Uuid>,
+    orders: HashMap<OrderId, OrderState>,
+    dirty: BTreeSet<OrderId>,
     last_sweep_at: Option<Millis>,
 }
 
@@ -122,7 +123,7 @@ impl CommissionsProcessor {
         }
     }
 
-    fn set(&mut self, order_id: Uuid, state: OrderState) {
+    fn set(&mut self, order_id: OrderId, state: OrderState) {
         self.orders.insert(order_id, state);
         self.dirty.insert(order_id);
     }
@@ -188,8 +189,9 @@ impl CommissionsProcessor {
 
 /// The transfer and the postings of a completed pay-in. Zero legs are left out (the ledger
 /// refuses zero entries); C itself is never zero for an assigned order.
-fn settle(order_id: Uuid, a: &Assignment, now: Millis) -> Vec<Emit> {
-    let Some(split) = pay_in_split(a.crypto_amount, a.store_percent, a.trader_percent) else {
+fn settle(order_id: OrderId, a: &Assignment, now: Millis) -> Vec<Emit> {
+    let Some(split) = pay_in_split(a.crypto_amount.value(), a.store_percent, a.trader_percent)
+    else {
         tracing::error!(%order_id, crypto_amount = %a.crypto_amount, "pay-in amount out of range; not settled");
         return Vec::new();
     };
@@ -197,8 +199,8 @@ fn settle(order_id: Uuid, a: &Assignment, now: Millis) -> Vec<Emit> {
         tracing::error!(%order_id, crypto_amount = %a.crypto_amount, "pay-in without a positive amount; not settled");
         return Vec::new();
     }
-    let transfer_id = derived_id(&[order_id.as_bytes(), b"pay_in"]);
-    let posting_id = |leg: &str| derived_id(&[order_id.as_bytes(), b"pay_in", leg.as_bytes()]);
+    let transfer_id = derived_id(&[order_id.0.as_bytes(), b"pay_in"]);
+    let posting_id = |leg: &str| derived_id(&[order_id.0.as_bytes(), b"pay_in", leg.as_bytes()]);
     let mut out = vec![Emit::Transfer(transfer(
         order_id,
         transfer_id,
@@ -246,7 +248,7 @@ fn settle(order_id: Uuid, a: &Assignment, now: Millis) -> Vec<Emit> {
 }
 
 fn transfer(
-    order_id: Uuid,
+    order_id: OrderId,
     transfer_id: Uuid,
     a: &Assignment,
     split: &PayInSplit,
@@ -262,19 +264,19 @@ fn transfer(
     let entries = [
         entry(
             AccountOwnerKind::Trader,
-            Some(a.trader_id),
+            Some(a.trader_id.into()),
             AccountKind::Hold,
             -split.crypto_amount,
         ),
         entry(
             AccountOwnerKind::Trader,
-            Some(a.trader_id),
+            Some(a.trader_id.into()),
             AccountKind::Available,
             split.trader_reward,
         ),
         entry(
             AccountOwnerKind::Store,
-            Some(a.store_id),
+            Some(a.store_id.into()),
             AccountKind::Available,
             split.store_share,
         ),
@@ -342,7 +344,7 @@ impl Processor for CommissionsProcessor {
     }
 
     fn restore(&mut self, key: &str, state: Option<&[u8]>) {
-        let Ok(order_id) = Uuid::parse_str(key) else {
+        let Ok(order_id) = key.parse::<OrderId>() else {
             tracing::warn!(key, "commissions state key is not an order id; skipped");
             return;
         };

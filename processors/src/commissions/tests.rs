@@ -1,5 +1,6 @@
 use super::*;
 use crate::core::{derived_id, Emit, InMemoryMasterData, Input, MasterData, Millis, Processor};
+use jivapay_domain::{OrderId, StoreId, TraderId};
 use jivapay_schemas::records::{
     AccountKind, AccountOwnerKind, Direction, LedgerTransfer, OrderEvent, OrderEventKind,
     OrderStatus, PostingKind, StoreCommission, StorePosting, TraderCommission, TraderPosting,
@@ -15,15 +16,18 @@ use uuid::Uuid;
 
 const T0: Millis = samples::AT;
 
-fn dec(s: &str) -> Decimal {
-    Decimal::from_str(s).unwrap()
+fn dec<T: TryFrom<Decimal>>(s: &str) -> T
+where
+    T::Error: std::fmt::Debug,
+{
+    T::try_from(Decimal::from_str(s).unwrap()).unwrap()
 }
 
-fn store_id() -> Uuid {
+fn store_id() -> StoreId {
     samples::order_event().store_id
 }
 
-fn trader_id() -> Uuid {
+fn trader_id() -> TraderId {
     samples::order_event().trader_id.unwrap()
 }
 
@@ -70,8 +74,8 @@ fn set_commissions(md: &InMemoryMasterData, store: &str, trader: &str) {
     md.traders.lock().unwrap().insert(t.trader_id, t);
 }
 
-fn order_id(n: u128) -> Uuid {
-    Uuid::from_u128(0x0de0_0000 + n)
+fn order_id(n: u128) -> OrderId {
+    OrderId(Uuid::from_u128(0x0de0_0000 + n))
 }
 
 fn event(n: u128, status: OrderStatus, crypto: &str) -> OrderEvent {
@@ -86,7 +90,7 @@ fn event(n: u128, status: OrderStatus, crypto: &str) -> OrderEvent {
         _ => OrderEventKind::Failed,
     };
     OrderEvent {
-        event_id: derived_id(&[order_id(n).as_bytes(), format!("{kind:?}").as_bytes()]),
+        event_id: derived_id(&[order_id(n).0.as_bytes(), format!("{kind:?}").as_bytes()]),
         order_id: order_id(n),
         kind,
         status,
@@ -191,7 +195,7 @@ fn a_completed_pay_in_is_settled_at_the_assignment_commissions() {
     );
     assert_eq!(out.len(), 4, "{out:?}");
     let t = transfer(&out);
-    let transfer_id = derived_id(&[order_id(1).as_bytes(), b"pay_in"]);
+    let transfer_id = derived_id(&[order_id(1).0.as_bytes(), b"pay_in"]);
     assert_eq!(t.transfer_id, transfer_id);
     assert_eq!(
         (t.kind, t.order_id, t.created_at),
@@ -224,8 +228,8 @@ fn a_completed_pay_in_is_settled_at_the_assignment_commissions() {
             ),
         ]
     );
-    assert_eq!(t.entries[0].owner_id, Some(trader_id()));
-    assert_eq!(t.entries[2].owner_id, Some(store_id()));
+    assert_eq!(t.entries[0].owner_id, Some(trader_id().0));
+    assert_eq!(t.entries[2].owner_id, Some(store_id().0));
     assert_eq!(t.entries[3].owner_id, None);
 
     let tp = trader_postings(&out);

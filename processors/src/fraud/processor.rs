@@ -4,6 +4,7 @@ use super::rules::{self, Velocity, Verdict};
 use super::settings::FraudSettings;
 use super::state::{StateKey, StoreBalance, StoreState, CUSTOMER_WINDOW_MS, STORE_WINDOW_MS};
 use crate::core::{derived_id, pool, Emit, Input, MasterData, Millis, Processor};
+use jivapay_domain::StoreId;
 use jivapay_schemas::records::{
     OrderEvent, OrderEventKind, OrderRequested, OrderScreened, OrderStatus, PostingKind,
     StorePosting,
@@ -11,7 +12,6 @@ use jivapay_schemas::records::{
 use rust_decimal::Decimal;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use uuid::Uuid;
 
 /// How often `tick` sweeps expired memory (dedup ids, idle customers).
 const SWEEP_INTERVAL_MS: Millis = 60_000;
@@ -23,7 +23,7 @@ pub const MAX_LATENESS_MS: Millis = 3_600_000;
 
 pub struct FraudProcessor {
     master: Arc<dyn MasterData>,
-    stores: HashMap<Uuid, StoreState>,
+    stores: HashMap<StoreId, StoreState>,
     dirty: BTreeSet<StateKey>,
     last_sweep_at: Option<Millis>,
 }
@@ -39,7 +39,7 @@ impl FraudProcessor {
     }
 
     /// The store's balance in `currency` as its postings say (zero when it has none).
-    pub fn store_balance(&self, store_id: Uuid, currency: &str) -> StoreBalance {
+    pub fn store_balance(&self, store_id: StoreId, currency: &str) -> StoreBalance {
         self.stores
             .get(&store_id)
             .and_then(|s| s.balances.get(currency).copied())
@@ -49,11 +49,12 @@ impl FraudProcessor {
     fn requested(&mut self, order: OrderRequested, now: Millis) -> Vec<Emit> {
         let store_id = order.store_id;
         let state = self.stores.entry(store_id).or_default();
-        if state.seen_orders.contains(order.order_id, now) {
+        if state.seen_orders.contains(order.order_id.0, now) {
             return Vec::new();
         }
-        for forgotten in state.seen_orders.insert(order.order_id, now) {
-            self.dirty.insert(StateKey::Order(store_id, forgotten));
+        for forgotten in state.seen_orders.insert(order.order_id.0, now) {
+            self.dirty
+                .insert(StateKey::Order(store_id, forgotten.into()));
         }
         self.dirty.insert(StateKey::Order(store_id, order.order_id));
 
@@ -131,7 +132,7 @@ impl FraudProcessor {
         let dirty = &mut self.dirty;
         self.stores.retain(|store_id, state| {
             for id in state.seen_orders.expire(now) {
-                dirty.insert(StateKey::Order(*store_id, id));
+                dirty.insert(StateKey::Order(*store_id, id.into()));
             }
             for id in state.seen_postings.expire(now) {
                 dirty.insert(StateKey::Posting(*store_id, id));
@@ -205,7 +206,7 @@ fn outputs(
         })
     });
     let event = OrderEvent {
-        event_id: derived_id(&[order.order_id.as_bytes(), name.as_bytes()]),
+        event_id: derived_id(&[order.order_id.0.as_bytes(), name.as_bytes()]),
         order_id: order.order_id,
         store_id: order.store_id,
         external_order_id: order.external_order_id.clone(),

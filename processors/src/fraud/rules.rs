@@ -55,7 +55,7 @@ pub fn admission(order: &OrderRequested, store: Option<&Store>) -> Option<Verdic
 
 /// The amount and velocity rules.
 pub fn assess(order: &OrderRequested, settings: &FraudSettings, velocity: Velocity) -> Verdict {
-    let Some(amount) = order.fiat_amount else {
+    let Some(amount) = order.fiat_amount.map(|a| a.value()) else {
         return Verdict::Review {
             reason: "amount_missing",
             detail: "the order has no amount".into(),

@@ -24,6 +24,7 @@
 //! retention even before it is swept, so the outcome does not depend on when sweeps ran.
 
 use crate::core::Millis;
+use jivapay_domain::{OrderId, StoreId};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -42,10 +43,10 @@ pub const CUSTOMER_WINDOW_MS: Millis = 3_600_000;
 /// A changelog key of fraud's state.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum StateKey {
-    Store(Uuid),
-    Order(Uuid, Uuid),
-    Posting(Uuid, Uuid),
-    Customer(Uuid, String),
+    Store(StoreId),
+    Order(StoreId, OrderId),
+    Posting(StoreId, Uuid),
+    Customer(StoreId, String),
 }
 
 impl fmt::Display for StateKey {
@@ -61,7 +62,7 @@ impl fmt::Display for StateKey {
 
 impl StateKey {
     /// The store whose partition owns the key.
-    pub fn store_id(&self) -> Uuid {
+    pub fn store_id(&self) -> StoreId {
         match self {
             StateKey::Store(s)
             | StateKey::Order(s, _)
@@ -74,10 +75,10 @@ impl StateKey {
     /// separators count.
     pub fn parse(key: &str) -> Option<Self> {
         let mut parts = key.splitn(3, '/');
-        let store = Uuid::parse_str(parts.next()?).ok()?;
+        let store: StoreId = parts.next()?.parse().ok()?;
         match (parts.next(), parts.next()) {
             (None, _) => Some(StateKey::Store(store)),
-            (Some("order"), Some(id)) => Some(StateKey::Order(store, Uuid::parse_str(id).ok()?)),
+            (Some("order"), Some(id)) => Some(StateKey::Order(store, id.parse().ok()?)),
             (Some("posting"), Some(id)) => {
                 Some(StateKey::Posting(store, Uuid::parse_str(id).ok()?))
             }
@@ -251,7 +252,7 @@ impl StoreState {
                 })
             }
             StateKey::Order(_, id) => serde_json::to_vec(&SeenRecord {
-                at: self.seen_orders.get(*id)?,
+                at: self.seen_orders.get(id.0)?,
             }),
             StateKey::Posting(_, id) => serde_json::to_vec(&SeenRecord {
                 at: self.seen_postings.get(*id)?,
@@ -281,10 +282,10 @@ impl StoreState {
                     self.balances = r.balances;
                 }
             }
-            (StateKey::Order(_, id), None) => self.seen_orders.remove(*id),
+            (StateKey::Order(_, id), None) => self.seen_orders.remove(id.0),
             (StateKey::Order(_, id), Some(bytes)) => {
                 if let Some(r) = read::<SeenRecord>(key, bytes) {
-                    self.seen_orders.insert(*id, r.at);
+                    self.seen_orders.insert(id.0, r.at);
                 }
             }
             (StateKey::Posting(_, id), None) => self.seen_postings.remove(*id),

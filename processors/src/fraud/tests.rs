@@ -1,6 +1,7 @@
 use super::state::{Seen, StateKey, SEEN_MAX_PER_STORE, SEEN_RETENTION_MS};
 use super::*;
 use crate::core::{derived_id, Emit, InMemoryMasterData, Input, MasterData, Millis, Processor};
+use jivapay_domain::{FiatAmount, OrderId, StoreId};
 use jivapay_schemas::records::{
     Direction, OrderEvent, OrderEventKind, OrderRequested, OrderScreened, OrderStatus, PostingKind,
     Setting, SettingType, Store, StorePosting,
@@ -14,14 +15,17 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 const T0: Millis = samples::AT;
-const STORE: Uuid = Uuid::from_u128(0x5707e);
-const OTHER_STORE: Uuid = Uuid::from_u128(0x5707f);
+const STORE: StoreId = StoreId(Uuid::from_u128(0x5707e));
+const OTHER_STORE: StoreId = StoreId(Uuid::from_u128(0x5707f));
 
-fn dec(s: &str) -> Decimal {
-    Decimal::from_str(s).unwrap()
+fn dec<T: TryFrom<Decimal>>(s: &str) -> T
+where
+    T::Error: std::fmt::Debug,
+{
+    T::try_from(Decimal::from_str(s).unwrap()).unwrap()
 }
 
-fn store(id: Uuid, enabled: bool) -> Store {
+fn store(id: StoreId, enabled: bool) -> Store {
     Store {
         store_id: id,
         is_enabled: enabled,
@@ -51,7 +55,7 @@ fn set(md: &InMemoryMasterData, key: &str, value_json: &str) {
 
 fn order(n: u128, amount: Option<&str>, customer: Option<&str>, at: Millis) -> OrderRequested {
     OrderRequested {
-        order_id: Uuid::from_u128(0x0de0_0000 + n),
+        order_id: OrderId(Uuid::from_u128(0x0de0_0000 + n)),
         store_id: STORE,
         external_order_id: format!("ext-{n}"),
         fiat_amount: amount.map(dec),
@@ -96,7 +100,10 @@ fn an_ordinary_order_is_created_and_screened_for_its_pool() {
     let out = run(&mut p, o.clone(), T0 + 7);
     assert_eq!(out.len(), 2);
     let e = event(&out);
-    assert_eq!(e.event_id, derived_id(&[o.order_id.as_bytes(), b"created"]));
+    assert_eq!(
+        e.event_id,
+        derived_id(&[o.order_id.0.as_bytes(), b"created"])
+    );
     assert_eq!(
         (e.kind, e.status, e.sequence),
         (OrderEventKind::Created, OrderStatus::Created, 1)
@@ -248,7 +255,7 @@ fn an_unknown_or_disabled_store_is_rejected() {
     );
     assert_eq!(
         e.event_id,
-        derived_id(&[e.order_id.as_bytes(), b"rejected"])
+        derived_id(&[e.order_id.0.as_bytes(), b"rejected"])
     );
     assert_eq!(e.reason_detail.as_deref(), Some("the store is disabled"));
 
@@ -290,7 +297,10 @@ fn a_missing_amount_goes_to_review_and_a_non_positive_one_is_rejected() {
     );
     let e = event(&out);
     assert_eq!((e.kind, e.sequence), (OrderEventKind::Review, 1));
-    assert_eq!(e.event_id, derived_id(&[e.order_id.as_bytes(), b"review"]));
+    assert_eq!(
+        e.event_id,
+        derived_id(&[e.order_id.0.as_bytes(), b"review"])
+    );
     let out = run(&mut p, order(2, Some("0.00"), None, T0), T0);
     assert_eq!(
         verdict(&out),
@@ -521,7 +531,7 @@ fn postings_build_the_store_balance_each_once() {
 fn state_keys_round_trip_through_text() {
     let keys = [
         StateKey::Store(STORE),
-        StateKey::Order(STORE, Uuid::from_u128(7)),
+        StateKey::Order(STORE, OrderId(Uuid::from_u128(7))),
         StateKey::Posting(STORE, Uuid::from_u128(8)),
         StateKey::Customer(STORE, "a/b c".into()),
     ];
@@ -608,11 +618,11 @@ fn input(step: &Step, now: Millis) -> Option<Input> {
             late_ms,
         } => {
             let mut o = order(*n as u128, None, None, now - *late_ms as i64);
-            o.fiat_amount = amount_cents.map(|c| Decimal::new(c as i64, 2));
+            o.fiat_amount = amount_cents.map(|c| FiatAmount::rounded(Decimal::new(c as i64, 2)));
             o.customer_id = customer.map(|c| format!("c{c}"));
             if *other_store {
                 o.store_id = OTHER_STORE;
-                o.order_id = Uuid::from_u128(0xa000_0000 + *n as u128);
+                o.order_id = OrderId(Uuid::from_u128(0xa000_0000 + *n as u128));
             }
             Some(Input::Requested(o))
         }

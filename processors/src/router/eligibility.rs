@@ -6,11 +6,11 @@
 //! requisite's reason is stable and support reads the most basic problem first.
 
 use crate::core::Millis;
+use jivapay_domain::{FiatAmount, TraderId, UsdtAmount};
 use jivapay_schemas::records::{
     Direction, ModerationStatus, Requisite, RequisiteUsage, Trader, TraderCapacity,
 };
-use rust_decimal::{Decimal, RoundingStrategy};
-use uuid::Uuid;
+use rust_decimal::Decimal;
 
 /// Decimal places of USDT amounts.
 pub const USDT_SCALE: u32 = 6;
@@ -79,22 +79,23 @@ impl SkipReason {
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
     pub direction: Direction,
-    pub fiat_amount: Decimal,
+    pub fiat_amount: FiatAmount,
     /// At the current rate, 6 places.
-    pub crypto_amount: Decimal,
-    pub excluded_traders: &'a [Uuid],
+    pub crypto_amount: UsdtAmount,
+    pub excluded_traders: &'a [TraderId],
     pub now: Millis,
 }
 
 /// C = fiat / rate, rounded half away from zero to 6 places; `None` for a rate that is not
 /// positive (or a quotient out of range).
-pub fn crypto_amount(fiat_amount: Decimal, rate: Decimal) -> Option<Decimal> {
+pub fn crypto_amount(fiat_amount: FiatAmount, rate: Decimal) -> Option<UsdtAmount> {
     if rate <= Decimal::ZERO {
         return None;
     }
     fiat_amount
+        .value()
         .checked_div(rate)
-        .map(|c| c.round_dp_with_strategy(USDT_SCALE, RoundingStrategy::MidpointAwayFromZero))
+        .map(UsdtAmount::rounded)
 }
 
 /// Checks `requisite` of `trader` for `request`; the first rule that fails names the reason.
@@ -166,8 +167,8 @@ fn check_capacity(
     }
     let unused = RequisiteUsage {
         requisite_id: requisite.requisite_id,
-        daily_turnover: Decimal::ZERO,
-        monthly_turnover: Decimal::ZERO,
+        daily_turnover: FiatAmount::ZERO,
+        monthly_turnover: FiatAmount::ZERO,
         daily_count: 0,
         monthly_count: 0,
         last_order_at: None,
@@ -182,17 +183,21 @@ fn check_capacity(
     let (daily_turnover, daily_count) = if age_ms < LONGEST_DAY_MS {
         (usage.daily_turnover, usage.daily_count)
     } else {
-        (Decimal::ZERO, 0)
+        (FiatAmount::ZERO, 0)
     };
     let (monthly_turnover, monthly_count) = if age_ms < LONGEST_MONTH_MS {
         (usage.monthly_turnover, usage.monthly_count)
     } else {
-        (Decimal::ZERO, 0)
+        (FiatAmount::ZERO, 0)
     };
     let amount = request.fiat_amount;
     // An overflowing sum is certainly over any limit.
-    let over = |used: Decimal, limit: Option<Decimal>| {
-        limit.is_some_and(|l| used.checked_add(amount).is_none_or(|total| total > l))
+    let over = |used: FiatAmount, limit: Option<FiatAmount>| {
+        limit.is_some_and(|l| {
+            used.value()
+                .checked_add(amount.value())
+                .is_none_or(|total| total > l.value())
+        })
     };
     let full = |count: i32, limit: Option<i32>| limit.is_some_and(|l| count >= l);
     if over(daily_turnover, requisite.daily_turnover_limit) {

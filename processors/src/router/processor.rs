@@ -3,6 +3,7 @@
 
 use super::eligibility::{self, crypto_amount, Request, SkipReason};
 use crate::core::{derived_id, pool, Emit, Input, MasterData, Millis, Processor};
+use jivapay_domain::{RequisiteId, TraderId, UsdtAmount};
 use jivapay_schemas::records::{
     CandidateDecision, CandidateOutcome, OrderEvent, OrderEventKind, OrderRouted, OrderScreened,
     OrderStatus,
@@ -11,7 +12,6 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use uuid::Uuid;
 
 /// Proposals per order before the router gives up (`too_many_refusals`): every refusal costs a
 /// round trip through a trader book, and a customer is waiting on the payment page.
@@ -29,7 +29,7 @@ const NOT_NEXT_IN_TURN: &str = "not_next_in_turn";
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct PoolState {
     next_turn: u64,
-    last_turn: BTreeMap<Uuid, u64>,
+    last_turn: BTreeMap<RequisiteId, u64>,
 }
 
 pub struct RouterProcessor {
@@ -41,8 +41,8 @@ pub struct RouterProcessor {
 /// One requisite of the pool and what eligibility said about it.
 struct Considered {
     priority: i32,
-    trader_id: Uuid,
-    requisite_id: Uuid,
+    trader_id: TraderId,
+    requisite_id: RequisiteId,
     verdict: Result<(), SkipReason>,
 }
 
@@ -84,7 +84,7 @@ impl RouterProcessor {
                 now,
             )];
         };
-        let crypto = crypto_amount(order.fiat_amount, rate).filter(|c| *c > Decimal::ZERO);
+        let crypto = crypto_amount(order.fiat_amount, rate).filter(|c| *c > UsdtAmount::ZERO);
         let Some(crypto) = crypto else {
             let detail = format!("{} at rate {rate} is no USDT amount", order.fiat_amount);
             return vec![no_requisite(
@@ -130,7 +130,7 @@ impl RouterProcessor {
         state.last_turn.insert(requisite_id, state.next_turn);
         state.next_turn += 1;
         // Forget requisites that left the pool, so the record does not grow forever.
-        let present: BTreeSet<Uuid> = considered.iter().map(|c| c.requisite_id).collect();
+        let present: BTreeSet<RequisiteId> = considered.iter().map(|c| c.requisite_id).collect();
         state.last_turn.retain(|id, _| present.contains(id));
         self.dirty.insert(order.pool.clone());
         vec![Emit::Routed(OrderRouted {
@@ -156,7 +156,7 @@ impl RouterProcessor {
     }
 
     /// Every requisite of the order's pool, with eligibility's verdict, in a stable order.
-    fn consider(&self, order: &OrderScreened, crypto: Decimal, now: Millis) -> Vec<Considered> {
+    fn consider(&self, order: &OrderScreened, crypto: UsdtAmount, now: Millis) -> Vec<Considered> {
         let request = Request {
             direction: order.direction,
             fiat_amount: order.fiat_amount,
@@ -210,7 +210,7 @@ fn refusals(order: &OrderScreened) -> Vec<CandidateDecision> {
 fn decisions(
     order: &OrderScreened,
     considered: &[Considered],
-    chosen: Option<Uuid>,
+    chosen: Option<RequisiteId>,
 ) -> Vec<CandidateDecision> {
     let refusals = refusals(order);
     let mut out: Vec<CandidateDecision> = considered
@@ -245,14 +245,14 @@ fn decisions(
 /// The final NO_REQUISITE event. `rated`: the rate and crypto amount, when known.
 fn no_requisite(
     order: &OrderScreened,
-    rated: Option<(Decimal, Option<Decimal>)>,
+    rated: Option<(Decimal, Option<UsdtAmount>)>,
     reason: &str,
     detail: String,
     candidates: Vec<CandidateDecision>,
     now: Millis,
 ) -> Emit {
     Emit::Event(OrderEvent {
-        event_id: derived_id(&[order.order_id.as_bytes(), b"no_requisite"]),
+        event_id: derived_id(&[order.order_id.0.as_bytes(), b"no_requisite"]),
         order_id: order.order_id,
         store_id: order.store_id,
         external_order_id: order.external_order_id.clone(),

@@ -1,6 +1,7 @@
 use super::eligibility::{LONGEST_DAY_MS, LONGEST_MONTH_MS};
 use super::*;
 use crate::core::{derived_id, Emit, InMemoryMasterData, Input, MasterData, Millis, Processor};
+use jivapay_domain::{FiatAmount, OrderId, RequisiteId};
 use jivapay_schemas::records::{
     CandidateDecision, CandidateOutcome, Direction, ModerationStatus, OrderEvent, OrderEventKind,
     OrderRouted, OrderScreened, OrderStatus, Rate, Requisite, RequisiteUsage, Trader,
@@ -17,16 +18,19 @@ use uuid::Uuid;
 const T0: Millis = samples::AT;
 const POOL: &str = "RUB:sbp";
 
-fn dec(s: &str) -> Decimal {
-    Decimal::from_str(s).unwrap()
+fn dec<T: TryFrom<Decimal>>(s: &str) -> T
+where
+    T::Error: std::fmt::Debug,
+{
+    T::try_from(Decimal::from_str(s).unwrap()).unwrap()
 }
 
-fn tid(n: u128) -> Uuid {
-    Uuid::from_u128(0x7000 + n)
+fn tid<T: From<Uuid>>(n: u128) -> T {
+    Uuid::from_u128(0x7000 + n).into()
 }
 
-fn rid(n: u128) -> Uuid {
-    Uuid::from_u128(0x8000 + n)
+fn rid<T: From<Uuid>>(n: u128) -> T {
+    Uuid::from_u128(0x8000 + n).into()
 }
 
 fn requisite(n: u128) -> Requisite {
@@ -65,8 +69,8 @@ fn capacity(trader: &Trader, free: &str) -> TraderCapacity {
 fn usage(n: u128) -> RequisiteUsage {
     RequisiteUsage {
         requisite_id: rid(n),
-        daily_turnover: Decimal::ZERO,
-        monthly_turnover: Decimal::ZERO,
+        daily_turnover: FiatAmount::ZERO,
+        monthly_turnover: FiatAmount::ZERO,
         daily_count: 0,
         monthly_count: 0,
         last_order_at: None,
@@ -96,7 +100,7 @@ fn master(traders: Vec<Trader>) -> Arc<InMemoryMasterData> {
 
 fn order(n: u128, amount: &str) -> OrderScreened {
     OrderScreened {
-        order_id: Uuid::from_u128(0x0de0_0000 + n),
+        order_id: OrderId(Uuid::from_u128(0x0de0_0000 + n)),
         fiat_amount: dec(amount),
         excluded_traders: Vec::new(),
         refusals: Vec::new(),
@@ -400,7 +404,7 @@ fn equal_priority_takes_turns_least_recently_proposed_first() {
         trader(2, 1, vec![requisite(3)]),
     ]);
     let mut p = RouterProcessor::new(md.clone());
-    let picks: Vec<Uuid> = (0..6)
+    let picks: Vec<RequisiteId> = (0..6)
         .map(|n| routed(route(&mut p, order(n, "5000.00"), T0)).requisite_id)
         .collect();
     assert_eq!(picks, vec![rid(1), rid(2), rid(3), rid(1), rid(2), rid(3)]);
@@ -566,7 +570,7 @@ fn no_requisite_lists_every_candidate_with_its_reason() {
     let e = failed(route(&mut RouterProcessor::new(md), o.clone(), T0 + 3));
     assert_eq!(
         e.event_id,
-        derived_id(&[o.order_id.as_bytes(), b"no_requisite"])
+        derived_id(&[o.order_id.0.as_bytes(), b"no_requisite"])
     );
     assert_eq!(
         (e.kind, e.status, e.sequence),
@@ -700,7 +704,7 @@ proptest! {
     fn equal_priority_is_served_round_robin(pool in pool_strategy(), rounds in 1usize..6) {
         let traders = build(&pool);
         let best = traders.iter().map(|t| t.priority).min().unwrap();
-        let top: Vec<Uuid> = traders.iter().filter(|t| t.priority == best)
+        let top: Vec<RequisiteId> = traders.iter().filter(|t| t.priority == best)
             .flat_map(|t| t.requisites.iter().map(|r| r.requisite_id)).collect();
         let mut p = RouterProcessor::new(master(traders));
         let mut n = 0;
@@ -723,7 +727,7 @@ proptest! {
         let traders = build(&pool);
         let md = master(traders.clone());
         let mut p = RouterProcessor::new(md.clone());
-        let mut last: HashMap<Uuid, usize> = HashMap::new();
+        let mut last: HashMap<RequisiteId, usize> = HashMap::new();
         for (n, (mask, excluded)) in orders.iter().enumerate() {
             // Switch traders off at random: bit i of mask puts trader i out of work.
             for (i, t) in traders.iter().enumerate() {

@@ -23,8 +23,7 @@ fn realistic(n: u128) -> OrderRouted {
     r.external_order_id =
         Uuid::from_u128(0x8e1f_0c3a_55d2_4b6e_9a47_d1c2_7f30_aa00 + n).to_string();
     r.rate = d("92.45670000");
-    r.crypto_amount = (r.fiat_amount / r.rate).round_dp(6);
-    r.crypto_amount.rescale(6);
+    r.crypto_amount = UsdtAmount::rounded(r.fiat_amount.value() / r.rate);
     r
 }
 
@@ -63,8 +62,8 @@ fn as_json(state: &TraderState) -> Changelog {
         .collect();
     for id in ids {
         let record = OrderRecord {
-            order: state.open_order(id).cloned(),
-            hold: state.hold(id),
+            order: state.open_order(id.into()).cloned(),
+            hold: state.hold(id.into()),
         };
         out.push((
             format!("{TRADER}/order/{id}"),

@@ -95,8 +95,8 @@ pub fn check(
     window: Window,
     now: Millis,
 ) -> Result<(), Refusal> {
-    let fiat = routed.fiat_amount;
-    if fiat <= Decimal::ZERO || routed.crypto_amount <= Decimal::ZERO {
+    let fiat = routed.fiat_amount.value();
+    if fiat <= Decimal::ZERO || routed.crypto_amount.value() <= Decimal::ZERO {
         return Err(Refusal::InvalidAmount);
     }
 
@@ -127,19 +127,23 @@ pub fn check(
         pool(&requisite.fiat_currency, &requisite.payment_method) != routed.pool,
         Refusal::RequisiteNotInPool,
     )?;
-    refuse_if(fiat < requisite.min_amount, Refusal::AmountBelowMin)?;
-    refuse_if(fiat > requisite.max_amount, Refusal::AmountAboveMax)?;
+    refuse_if(fiat < requisite.min_amount.value(), Refusal::AmountBelowMin)?;
+    refuse_if(fiat > requisite.max_amount.value(), Refusal::AmountAboveMax)?;
 
     let usage = state.usage_at(requisite.requisite_id, window);
     refuse_if(
-        exceeds(usage.daily_turnover, fiat, requisite.daily_turnover_limit),
+        exceeds(
+            usage.daily_turnover,
+            fiat,
+            requisite.daily_turnover_limit.map(Decimal::from),
+        ),
         Refusal::DailyTurnoverExceeded,
     )?;
     refuse_if(
         exceeds(
             usage.monthly_turnover,
             fiat,
-            requisite.monthly_turnover_limit,
+            requisite.monthly_turnover_limit.map(Decimal::from),
         ),
         Refusal::MonthlyTurnoverExceeded,
     )?;
@@ -169,7 +173,7 @@ pub fn check(
         Refusal::DuplicateOpenAmount,
     )?;
     refuse_if(
-        state.free_deposit() < routed.crypto_amount,
+        state.free_deposit() < routed.crypto_amount.value(),
         Refusal::InsufficientDeposit,
     )?;
     Ok(())

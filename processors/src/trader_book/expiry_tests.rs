@@ -9,6 +9,7 @@ use crate::fraud::FraudProcessor;
 use jivapay_schemas::records::{OrderEventKind, OrderRequested, OrderRouted, OrderScreened};
 use jivapay_schemas::samples;
 use proptest::prelude::*;
+use rust_decimal::Decimal;
 
 /// The order of `routed(n, fiat)` as ingest wrote it, requested at `at`.
 fn request(n: u128, fiat: &str, at: Millis) -> OrderRequested {
@@ -35,7 +36,7 @@ fn route_screened(s: &OrderScreened, now: Millis) -> OrderRouted {
     r.store_id = s.store_id;
     r.external_order_id = s.external_order_id.clone();
     r.fiat_amount = s.fiat_amount;
-    r.crypto_amount = (s.fiat_amount / d("100")).round_dp(6);
+    r.crypto_amount = UsdtAmount::rounded(s.fiat_amount.value() / Decimal::ONE_HUNDRED);
     r.requested_at = s.requested_at;
     r.routed_at = now;
     r

@@ -3,6 +3,7 @@
 
 use super::{Outcome, TraderBookProcessor, TraderState};
 use crate::core::{Emit, InMemoryMasterData, Input, Millis, Processor};
+pub use jivapay_domain::{FiatAmount, OrderId, RequisiteId, StoreId, TraderId, UsdtAmount};
 use jivapay_schemas::records::{
     Direction, ModerationStatus, OrderEvent, OrderRouted, OrderScreened, PostingKind, Requisite,
     RequisiteKind, Setting, SettingType, Trader, TraderCapacity, TraderCommand, TraderCommandKind,
@@ -16,22 +17,26 @@ use uuid::Uuid;
 /// 2024-03-15T10:53:20Z, 13:53:20 in Moscow.
 pub const T0: Millis = 1_710_500_000_000;
 pub const SEC: Millis = 1000;
-pub const TRADER: Uuid = Uuid::from_u128(0x100);
-pub const STORE: Uuid = Uuid::from_u128(0x50);
+pub const TRADER: TraderId = TraderId(Uuid::from_u128(0x100));
+pub const STORE: StoreId = StoreId(Uuid::from_u128(0x50));
 pub const POOL: &str = "RUB:sbp";
 /// When the store requested the orders of [`routed`]: the payment window runs from here.
 pub const REQUESTED_AT: Millis = T0 - 10 * SEC;
 
-pub fn d(s: &str) -> Decimal {
-    Decimal::from_str(s).unwrap_or_else(|_| panic!("test decimal {s}"))
+pub fn d<T: TryFrom<Decimal>>(s: &str) -> T
+where
+    T::Error: std::fmt::Debug,
+{
+    let amount = Decimal::from_str(s).unwrap_or_else(|_| panic!("test decimal {s}"));
+    T::try_from(amount).unwrap_or_else(|e| panic!("test amount {s}: {e:?}"))
 }
 
-pub fn requisite_id(n: u128) -> Uuid {
-    Uuid::from_u128(0x200 + n)
+pub fn requisite_id(n: u128) -> RequisiteId {
+    RequisiteId(Uuid::from_u128(0x200 + n))
 }
 
-pub fn order_id(n: u128) -> Uuid {
-    Uuid::from_u128(0x1000 + n)
+pub fn order_id(n: u128) -> OrderId {
+    OrderId(Uuid::from_u128(0x1000 + n))
 }
 
 pub fn requisite(n: u128) -> Requisite {
@@ -175,7 +180,7 @@ impl Book {
 
 /// A routed pay-in of `fiat` RUB at 100 RUB/USDT (crypto = fiat / 100) to requisite 1.
 pub fn routed(n: u128, fiat: &str) -> OrderRouted {
-    let fiat = d(fiat);
+    let fiat: FiatAmount = d(fiat);
     OrderRouted {
         order_id: order_id(n),
         store_id: STORE,
@@ -188,7 +193,7 @@ pub fn routed(n: u128, fiat: &str) -> OrderRouted {
         fiat_currency: "RUB".into(),
         payment_method: "sbp".into(),
         rate: d("100.00000000"),
-        crypto_amount: (fiat / d("100")).round_dp(6),
+        crypto_amount: UsdtAmount::rounded(fiat.value() / Decimal::ONE_HUNDRED),
         excluded_traders: Vec::new(),
         attempt: 1,
         // As a v1 record: the window runs from the request (tests of a carried expiry set it).
@@ -214,8 +219,8 @@ pub fn requested(mut r: OrderRouted, at: Millis) -> OrderRouted {
 pub fn command(
     n: u128,
     kind: TraderCommandKind,
-    order: Option<Uuid>,
-    amount: Option<Decimal>,
+    order: Option<OrderId>,
+    amount: Option<UsdtAmount>,
 ) -> TraderCommand {
     TraderCommand {
         command_id: Uuid::from_u128(0x2000 + n),
@@ -237,7 +242,7 @@ pub fn order_command(n: u128, kind: TraderCommandKind, order_n: u128) -> Input {
     Input::Command(command(n, kind, Some(order_id(order_n)), None))
 }
 
-pub fn posting(n: u128, kind: PostingKind, order: Option<Uuid>, amount: &str) -> TraderPosting {
+pub fn posting(n: u128, kind: PostingKind, order: Option<OrderId>, amount: &str) -> TraderPosting {
     TraderPosting {
         posting_id: Uuid::from_u128(0x3000 + n),
         trader_id: TRADER,

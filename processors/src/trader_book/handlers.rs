@@ -10,6 +10,7 @@ use super::settings::BookSettings;
 use super::state::{OpenOrder, TraderState, Usage};
 use super::transfers::{self, DepositMove};
 use crate::core::{Emit, Millis};
+use jivapay_domain::UsdtAmount;
 use jivapay_schemas::records::{
     OrderRouted, OrderStatus, PostingKind, RequisiteUsage, Trader, TraderCapacity, TraderCommand,
     TraderCommandKind, TraderPosting,
@@ -23,9 +24,6 @@ pub const ASSIGNED_SEQUENCE: i32 = 2;
 
 /// The currency of every trader deposit.
 pub const DEPOSIT_CURRENCY: &str = "USDT";
-
-/// Decimal places of USDT amounts in the ledger.
-const USDT_PLACES: u32 = 6;
 
 /// What became of an input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,22 +56,23 @@ pub fn on_routed(
     routed: &OrderRouted,
     out: &mut Vec<Emit>,
 ) -> Outcome {
-    if state.orders.contains_key(&routed.order_id) || state.seen_orders.contains(&routed.order_id) {
+    let order_id = routed.order_id.0;
+    if state.orders.contains_key(&order_id) || state.seen_orders.contains(&order_id) {
         return Outcome::Replay;
     }
-    state.seen_orders.remember(routed.order_id);
+    state.seen_orders.remember(order_id);
     if let Err(refusal) = eligibility::check(ctx.trader, routed, state, ctx.window, ctx.now) {
         let back = records::screened_back(routed, refusal.code(), ctx.now);
         out.push(Emit::Screened(back));
         return Outcome::Refused(refusal.code());
     }
 
-    state.holds.insert(routed.order_id, routed.crypto_amount);
+    state.holds.insert(order_id, routed.crypto_amount.value());
     state
         .usage
-        .entry(routed.requisite_id)
+        .entry(routed.requisite_id.0)
         .or_insert_with(|| Usage::empty(ctx.window))
-        .record(ctx.window, routed.fiat_amount, ctx.now);
+        .record(ctx.window, routed.fiat_amount.value(), ctx.now);
     let order = OpenOrder {
         state: OrderState::Assigned,
         sequence: ASSIGNED_SEQUENCE,
@@ -85,26 +84,26 @@ pub fn on_routed(
                 .requested_at
                 .saturating_add(ctx.settings.payment_window_ms)
         })),
-        requisite_id: routed.requisite_id,
-        store_id: routed.store_id,
+        requisite_id: routed.requisite_id.0,
+        store_id: routed.store_id.0,
         external_order_id: routed.external_order_id.clone(),
         direction: routed.direction,
-        fiat_amount: routed.fiat_amount,
+        fiat_amount: routed.fiat_amount.value(),
         fiat_currency: routed.fiat_currency.clone(),
         payment_method: routed.payment_method.clone(),
         rate: routed.rate,
-        crypto_amount: routed.crypto_amount,
+        crypto_amount: routed.crypto_amount.value(),
     };
     out.push(Emit::Event(records::order_event(
         ctx.trader_id,
-        routed.order_id,
+        order_id,
         &order,
         Some(OrderStatus::Created),
         Reason::none(),
         records::assignment_candidates(routed),
         ctx.now,
     )));
-    state.orders.insert(routed.order_id, order);
+    state.orders.insert(order_id, order);
     Outcome::Applied
 }
 
@@ -155,7 +154,7 @@ pub fn on_command(
         ),
         // The book owns the deposit, so it writes the ledger transfer of what it applied:
         // the ledger's balance of the trader then equals the book's (see [`transfers`]).
-        TraderCommandKind::Deposit => usdt_amount(command.amount).and_then(|amount| {
+        TraderCommandKind::Deposit => positive(command.amount).and_then(|amount| {
             state.balance = state.balance.checked_add(amount).ok_or("amount_overflow")?;
             out.push(Emit::Transfer(transfers::deposit_transfer(
                 ctx.trader_id,
@@ -166,7 +165,7 @@ pub fn on_command(
             )));
             Ok(())
         }),
-        TraderCommandKind::Withdraw => usdt_amount(command.amount).and_then(|amount| {
+        TraderCommandKind::Withdraw => positive(command.amount).and_then(|amount| {
             if amount > state.free_deposit() {
                 return Err("insufficient_free_deposit");
             }
@@ -197,15 +196,16 @@ fn order_command(
     reason: Reason,
     out: &mut Vec<Emit>,
 ) -> Result<(), &'static str> {
-    let order_id = command.order_id.ok_or("missing_order_id")?;
+    let order_id = command.order_id.ok_or("missing_order_id")?.0;
     advance(state, ctx, order_id, action, reason, out)
 }
 
-/// A positive USDT amount with at most 6 places: the ledger's amounts have 6, so a finer one
-/// could not be written there and the book's balance would part from the ledger's.
-fn usdt_amount(amount: Option<Decimal>) -> Result<Decimal, &'static str> {
+/// A positive amount. Its places are the type's and the topic's: 6, as in the ledger, so the
+/// book's balance cannot part from the ledger's.
+fn positive(amount: Option<UsdtAmount>) -> Result<Decimal, &'static str> {
     amount
-        .filter(|a| *a > Decimal::ZERO && a.normalize().scale() <= USDT_PLACES)
+        .map(|a| a.value())
+        .filter(|a| *a > Decimal::ZERO)
         .ok_or("invalid_amount")
 }
 
@@ -242,7 +242,7 @@ pub fn on_posting(state: &mut TraderState, posting: &TraderPosting) -> Outcome {
     state.balance = balance;
     if matches!(posting.kind, PostingKind::Capture | PostingKind::Release) {
         if let Some(order_id) = posting.order_id {
-            state.holds.remove(&order_id);
+            state.holds.remove(&order_id.0);
         }
     }
     Outcome::Applied
@@ -352,8 +352,8 @@ pub fn publish_capacity(
     state.capacity_version = state.capacity_version.saturating_add(1);
     state.published_day = Some(window.day);
     TraderCapacity {
-        trader_id,
-        free_deposit,
+        trader_id: trader_id.into(),
+        free_deposit: UsdtAmount::rounded(free_deposit),
         requisites,
         version: state.capacity_version,
         updated_at: now,

@@ -75,7 +75,7 @@ struct Pipeline {
     in_flight: VecDeque<TraderPosting>,
     now: Millis,
     next_id: u128,
-    routed: Vec<Uuid>,
+    routed: Vec<OrderId>,
     last: Option<Input>,
 }
 
@@ -174,7 +174,7 @@ impl Pipeline {
                         .filter(|e| e.owner_kind == AccountOwnerKind::Trader)
                         .map(|e| e.amount)
                         .sum();
-                    let amount = c.amount.unwrap_or_default();
+                    let amount = c.amount.unwrap_or_default().value();
                     let signed = if c.kind == K::Deposit {
                         amount
                     } else {
@@ -201,8 +201,8 @@ impl Pipeline {
                 let n = self.id();
                 let mut r = on_requisite(routed(n, "100"), u128::from(requisite));
                 r = requested(r, self.now - 5 * SEC);
-                r.fiat_amount = Decimal::from(fiat_units * 50);
-                r.crypto_amount = Decimal::new(i64::from(crypto_cents), 2);
+                r.fiat_amount = FiatAmount::rounded(Decimal::from(fiat_units * 50));
+                r.crypto_amount = UsdtAmount::rounded(Decimal::new(i64::from(crypto_cents), 2));
                 self.routed.push(r.order_id);
                 self.feed_book(Input::Routed(r))
             }
@@ -229,7 +229,7 @@ impl Pipeline {
                     K::Withdraw
                 };
                 let n = self.id();
-                let amount = Decimal::new(micros as i64, 6);
+                let amount = UsdtAmount::rounded(Decimal::new(micros as i64, 6));
                 self.feed_book(Input::Command(command(n, kind, None, Some(amount))))
             }
             Op::Deliver { count } => {
@@ -265,7 +265,7 @@ impl Pipeline {
             .flat_map(|t| &t.entries)
             .filter(|e| {
                 e.owner_kind == AccountOwnerKind::Trader
-                    && e.owner_id == Some(TRADER)
+                    && e.owner_id == Some(TRADER.0)
                     && matches!(e.account_kind, AccountKind::Available | AccountKind::Hold)
                     && e.currency == "USDT"
             })

@@ -11,6 +11,7 @@ use super::handlers::{self, CapacityView, Ctx, Outcome};
 use super::settings::BookSettings;
 use super::state::TraderState;
 use crate::core::{Emit, Input, MasterData, Millis, Processor};
+use jivapay_domain::TraderId;
 use jivapay_schemas::records::Trader;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -43,8 +44,8 @@ impl TraderBookProcessor {
     }
 
     /// A trader's state, if the book has one (read-only: for tests, simulations, support).
-    pub fn trader(&self, trader_id: Uuid) -> Option<&TraderState> {
-        self.traders.get(&trader_id)
+    pub fn trader(&self, trader_id: TraderId) -> Option<&TraderState> {
+        self.traders.get(&trader_id.0)
     }
 
     /// Like [`Processor::apply`], and also says what became of the input (why a routed order
@@ -52,9 +53,9 @@ impl TraderBookProcessor {
     pub fn apply_explained(&mut self, input: Input, now: Millis) -> (Vec<Emit>, Outcome) {
         let settings = BookSettings::read(&*self.master);
         let trader_id = match &input {
-            Input::Routed(r) => r.trader_id,
-            Input::Command(c) => c.trader_id,
-            Input::TraderPosting(p) => p.trader_id,
+            Input::Routed(r) => r.trader_id.0,
+            Input::Command(c) => c.trader_id.0,
+            Input::TraderPosting(p) => p.trader_id.0,
             _ => return (Vec::new(), Outcome::NotForThisBook),
         };
         let (out, outcome) = self.run(trader_id, now, &settings, |state, ctx, out| {
@@ -79,7 +80,7 @@ impl TraderBookProcessor {
         handle: impl FnOnce(&mut TraderState, &Ctx, &mut Vec<Emit>) -> Option<Outcome>,
     ) -> (Vec<Emit>, Option<Outcome>) {
         let window = Window::at(now, &settings.time_zone);
-        let trader = self.master.trader(trader_id);
+        let trader = self.master.trader(trader_id.into());
         let ctx = Ctx {
             trader_id,
             trader: trader.as_ref(),
@@ -159,7 +160,7 @@ impl Processor for TraderBookProcessor {
             let Some(state) = self.traders.get_mut(&trader_id) else {
                 continue;
             };
-            let requisites = requisite_ids(self.master.trader(trader_id).as_ref());
+            let requisites = requisite_ids(self.master.trader(trader_id.into()).as_ref());
             let after = handlers::capacity_view(state, &requisites, window);
             if after == before && !state.needs_new_day_capacity(window) {
                 continue;
@@ -234,18 +235,18 @@ impl Processor for TraderBookProcessor {
 fn requisite_ids(trader: Option<&Trader>) -> BTreeSet<Uuid> {
     trader
         .iter()
-        .flat_map(|t| t.requisites.iter().map(|r| r.requisite_id))
+        .flat_map(|t| t.requisites.iter().map(|r| r.requisite_id.0))
         .collect()
 }
 
 /// The id that identifies an input in logs.
 fn input_id(input: &Input) -> Uuid {
     match input {
-        Input::Routed(r) => r.order_id,
+        Input::Routed(r) => r.order_id.0,
         Input::Command(c) => c.command_id,
         Input::TraderPosting(p) => p.posting_id,
-        Input::Requested(r) => r.order_id,
-        Input::Screened(s) => s.order_id,
+        Input::Requested(r) => r.order_id.0,
+        Input::Screened(s) => s.order_id.0,
         Input::Event(e) => e.event_id,
         Input::StorePosting(p) => p.posting_id,
     }

@@ -7,7 +7,6 @@ use jivapay_schemas::records::{OrderEventKind, PostingKind, TraderCommandKind as
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, HashSet};
-use uuid::Uuid;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -87,9 +86,9 @@ fn limited_book() -> Book {
 struct Driver {
     now: Millis,
     next_id: u128,
-    routed: Vec<Uuid>,
-    assigned: Vec<Uuid>,
-    completed: Vec<(Uuid, Decimal)>,
+    routed: Vec<OrderId>,
+    assigned: Vec<OrderId>,
+    completed: Vec<(OrderId, UsdtAmount)>,
     last: Option<Input>,
     /// The balance as the applied inputs say it must be.
     expected_balance: Decimal,
@@ -126,8 +125,8 @@ impl Driver {
                 // 0: a requisite master data does not know; 1–2 and 3–4: requisites 1 and 2.
                 let mut r = on_requisite(routed(n, "100"), u128::from(requisite.div_ceil(2)));
                 r = requested(r, self.now - Millis::from(late_secs) * SEC);
-                r.fiat_amount = Decimal::from(fiat_units * 50);
-                r.crypto_amount = cents(crypto_cents);
+                r.fiat_amount = FiatAmount::rounded(Decimal::from(fiat_units * 50));
+                r.crypto_amount = UsdtAmount::rounded(cents(crypto_cents));
                 self.routed.push(r.order_id);
                 Some(Input::Routed(r))
             }
@@ -149,7 +148,12 @@ impl Driver {
             }
             Op::Deposit { cents: c } => {
                 let n = self.id();
-                Some(Input::Command(command(n, K::Deposit, None, Some(cents(c)))))
+                Some(Input::Command(command(
+                    n,
+                    K::Deposit,
+                    None,
+                    Some(UsdtAmount::rounded(cents(c))),
+                )))
             }
             Op::Withdraw { cents: c } => {
                 let n = self.id();
@@ -157,7 +161,7 @@ impl Driver {
                     n,
                     K::Withdraw,
                     None,
-                    Some(cents(c)),
+                    Some(UsdtAmount::rounded(cents(c))),
                 )))
             }
             Op::CaptureCompleted { pick } | Op::ReleaseCompleted { pick } => {
@@ -211,10 +215,10 @@ impl Driver {
         }
         match input {
             Some(Input::Command(c)) if c.kind == K::Deposit => {
-                self.expected_balance += c.amount.unwrap_or_default();
+                self.expected_balance += c.amount.unwrap_or_default().value();
             }
             Some(Input::Command(c)) if c.kind == K::Withdraw => {
-                self.expected_balance -= c.amount.unwrap_or_default();
+                self.expected_balance -= c.amount.unwrap_or_default().value();
             }
             Some(Input::TraderPosting(p)) if p.kind == PostingKind::Capture => {
                 self.expected_balance -= p.amount;
@@ -263,7 +267,7 @@ fn check_invariants(
     prop_assert_eq!(s.balance(), driver.expected_balance);
     // Every open order holds exactly its crypto amount.
     for (id, o) in s.open_orders() {
-        prop_assert_eq!(s.hold(*id), Some(o.crypto_amount), "order {}", id);
+        prop_assert_eq!(s.hold((*id).into()), Some(o.crypto_amount), "order {}", id);
     }
     // No two open orders share a requisite and an amount.
     let mut seen = HashSet::new();
@@ -296,8 +300,8 @@ proptest! {
     fn the_book_never_overdraws_and_keeps_its_invariants(ops in proptest::collection::vec(op(), 1..120)) {
         let mut b = limited_book();
         let mut driver = Driver::new();
-        let mut sequences: BTreeMap<Uuid, i32> = BTreeMap::new();
-        let mut terminal: HashSet<Uuid> = HashSet::new();
+        let mut sequences: BTreeMap<OrderId, i32> = BTreeMap::new();
+        let mut terminal: HashSet<OrderId> = HashSet::new();
         let mut event_ids = HashSet::new();
         for op in &ops {
             let (_, now, out) = driver.step(&mut b.book, op);
@@ -311,7 +315,7 @@ proptest! {
                 }
             }
             for c in capacities(&out) {
-                prop_assert!(c.free_deposit >= Decimal::ZERO);
+                prop_assert!(c.free_deposit >= UsdtAmount::ZERO);
             }
             check_invariants(&b.book, &driver, now)?;
         }

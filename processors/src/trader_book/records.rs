@@ -2,6 +2,7 @@
 
 use super::state::OpenOrder;
 use crate::core::{derived_id, Millis};
+use jivapay_domain::{FiatAmount, UsdtAmount};
 use jivapay_schemas::records::{
     CandidateDecision, CandidateOutcome, OrderEvent, OrderRouted, OrderScreened, OrderStatus,
 };
@@ -45,23 +46,23 @@ pub fn order_event(
     let kind = order.state.event_kind();
     OrderEvent {
         event_id: derived_id(&[order_id.as_bytes(), kind.as_str().as_bytes()]),
-        order_id,
-        store_id: order.store_id,
+        order_id: order_id.into(),
+        store_id: order.store_id.into(),
         external_order_id: order.external_order_id.clone(),
         direction: order.direction,
         sequence: order.sequence,
         kind,
         status: order.state.status(),
         previous_status: previous,
-        fiat_amount: Some(order.fiat_amount),
+        fiat_amount: Some(FiatAmount::rounded(order.fiat_amount)),
         fiat_currency: order.fiat_currency.clone(),
         payment_method: order.payment_method.clone(),
         rate: Some(order.rate),
-        crypto_amount: Some(order.crypto_amount),
+        crypto_amount: Some(UsdtAmount::rounded(order.crypto_amount)),
         store_commission: None,
         trader_reward: None,
-        trader_id: Some(trader_id),
-        requisite_id: Some(order.requisite_id),
+        trader_id: Some(trader_id.into()),
+        requisite_id: Some(order.requisite_id.into()),
         customer_id: None,
         callback_url: None,
         payment_token: None,

@@ -8,6 +8,7 @@ use super::holds::Holds;
 use super::machine::OrderState;
 use super::open_orders::OpenOrders;
 use crate::core::Millis;
+use jivapay_domain::{FiatAmount, OrderId, RequisiteId};
 use jivapay_schemas::records::{Direction, RequisiteUsage};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -166,12 +167,12 @@ impl TraderState {
         self.balance.saturating_sub(self.held())
     }
 
-    pub fn hold(&self, order_id: Uuid) -> Option<Decimal> {
-        self.holds.get(&order_id)
+    pub fn hold(&self, order_id: OrderId) -> Option<Decimal> {
+        self.holds.get(&order_id.0)
     }
 
-    pub fn open_order(&self, order_id: Uuid) -> Option<&OpenOrder> {
-        self.orders.get(&order_id)
+    pub fn open_order(&self, order_id: OrderId) -> Option<&OpenOrder> {
+        self.orders.get(&order_id.0)
     }
 
     pub fn open_orders(&self) -> impl Iterator<Item = (&Uuid, &OpenOrder)> {
@@ -179,18 +180,18 @@ impl TraderState {
     }
 
     /// A requisite's counters as they stand in `window`.
-    pub fn usage_at(&self, requisite_id: Uuid, window: Window) -> Usage {
+    pub fn usage_at(&self, requisite_id: RequisiteId, window: Window) -> Usage {
         self.usage
-            .get(&requisite_id)
+            .get(&requisite_id.0)
             .map_or_else(|| Usage::empty(window), |u| u.at(window))
     }
 
     /// Fiat amounts of the open orders on a requisite: a payment must match one of them
     /// unambiguously, so no two are equal.
-    pub fn open_amounts(&self, requisite_id: Uuid) -> impl Iterator<Item = Decimal> + '_ {
+    pub fn open_amounts(&self, requisite_id: RequisiteId) -> impl Iterator<Item = Decimal> + '_ {
         self.orders
             .values()
-            .filter(move |o| o.requisite_id == requisite_id)
+            .filter(move |o| o.requisite_id == requisite_id.0)
             .map(|o| o.fiat_amount)
     }
 
@@ -224,20 +225,20 @@ impl TraderState {
             .collect();
         // One pass over the open orders (in id order, as `open_amounts` lists them), not one
         // per requisite.
-        let mut open_amounts: BTreeMap<Uuid, Vec<Decimal>> = BTreeMap::new();
+        let mut open_amounts: BTreeMap<Uuid, Vec<FiatAmount>> = BTreeMap::new();
         for order in self.orders.values() {
             open_amounts
                 .entry(order.requisite_id)
                 .or_default()
-                .push(order.fiat_amount);
+                .push(FiatAmount::rounded(order.fiat_amount));
         }
         ids.into_iter()
             .map(|id| {
-                let u = self.usage_at(id, window);
+                let u = self.usage_at(id.into(), window);
                 RequisiteUsage {
-                    requisite_id: id,
-                    daily_turnover: u.daily_turnover,
-                    monthly_turnover: u.monthly_turnover,
+                    requisite_id: id.into(),
+                    daily_turnover: FiatAmount::rounded(u.daily_turnover),
+                    monthly_turnover: FiatAmount::rounded(u.monthly_turnover),
                     daily_count: u.daily_count,
                     monthly_count: u.monthly_count,
                     last_order_at: u.last_order_at,

@@ -47,7 +47,7 @@ fn an_accepted_order_holds_the_crypto_amount_and_announces_the_assignment() {
     assert_eq!(e.sequence, ASSIGNED_SEQUENCE);
     assert_eq!(
         e.event_id,
-        derived_id(&[r.order_id.as_bytes(), b"assigned"])
+        derived_id(&[r.order_id.0.as_bytes(), b"assigned"])
     );
     assert_eq!(e.order_id, r.order_id);
     assert_eq!(e.store_id, STORE);
@@ -105,7 +105,7 @@ fn an_accepted_order_holds_the_crypto_amount_and_announces_the_assignment() {
 fn the_assignment_lists_the_traders_refused_before() {
     let mut b = funded("1000");
     let mut r = routed(1, "500");
-    let other = Uuid::from_u128(0x999);
+    let other = TraderId(Uuid::from_u128(0x999));
     r.excluded_traders = vec![other];
     let (out, _) = route(&mut b, r, T0);
     let e = events(&out)[0];
@@ -127,8 +127,8 @@ fn the_assignment_states_the_router_candidates_and_the_promised_expiry() {
     r.expires_at = Some(REQUESTED_AT + 300 * SEC);
     r.candidates = vec![
         CandidateDecision {
-            trader_id: Uuid::from_u128(0x999),
-            requisite_id: Some(Uuid::from_u128(0x998)),
+            trader_id: TraderId(Uuid::from_u128(0x999)),
+            requisite_id: Some(RequisiteId(Uuid::from_u128(0x998))),
             outcome: CandidateOutcome::Skipped,
             reason_code: Some("min_interval".into()),
         },
@@ -175,7 +175,7 @@ fn refusal_cases() -> Vec<(Refusal, Setup)> {
         }),
         (Refusal::TraderUnknown, |_| {
             let mut r = routed(1, "500");
-            r.trader_id = Uuid::from_u128(0x101);
+            r.trader_id = TraderId(Uuid::from_u128(0x101));
             r
         }),
         (Refusal::TraderInactive, |b| {
@@ -452,7 +452,7 @@ fn a_paid_order_completes_and_its_hold_waits_for_the_capture() {
     assert_eq!(e.expires_at, Some(T0 + 60 * SEC + 1800 * SEC));
     assert_eq!(
         e.event_id,
-        derived_id(&[order_id(1).as_bytes(), b"client_confirmed"])
+        derived_id(&[order_id(1).0.as_bytes(), b"client_confirmed"])
     );
 
     let out = b.apply(order_command(2, K::TraderConfirmed, 1), T0 + 120 * SEC);
@@ -718,7 +718,7 @@ fn a_deposit_moves_the_balance_and_writes_its_ledger_transfer() {
             ),
             (
                 AccountOwnerKind::Trader,
-                Some(TRADER),
+                Some(TRADER.0),
                 AccountKind::Available,
                 d("100.123456")
             ),
@@ -735,13 +735,9 @@ fn a_deposit_moves_the_balance_and_writes_its_ledger_transfer() {
         "a replay writes nothing"
     );
 
-    // Zero, negative, missing, or finer than the ledger's 6 places: refused, nothing written.
-    for (n, amount) in [
-        (2, Some(d("0"))),
-        (3, Some(d("-1"))),
-        (4, None),
-        (5, Some(d("1.0000001"))),
-    ] {
+    // Zero, negative or missing: refused, nothing written. (An amount finer than the ledger's
+    // 6 places is no `UsdtAmount` and has no bytes on the topic.)
+    for (n, amount) in [(2, Some(d("0"))), (3, Some(d("-1"))), (4, None)] {
         let c = super::fixtures::command(n, K::Deposit, None, amount);
         let (out, o) = b.explain(Input::Command(c), T0);
         assert_eq!((out.len(), o), (0, Outcome::Refused("invalid_amount")));
@@ -764,7 +760,7 @@ fn a_withdrawal_of_free_deposit_writes_the_mirror_transfer_and_a_refused_one_not
         (out.len(), o),
         (0, Outcome::Refused("insufficient_free_deposit"))
     );
-    for (n, amount) in [(7, Some(d("0"))), (8, None), (9, Some(d("0.0000001")))] {
+    for (n, amount) in [(7, Some(d("0"))), (8, None)] {
         let c = super::fixtures::command(n, K::Withdraw, None, amount);
         let (out, o) = b.explain(Input::Command(c), T0);
         assert_eq!((out.len(), o), (0, Outcome::Refused("invalid_amount")));
@@ -788,7 +784,7 @@ fn a_withdrawal_of_free_deposit_writes_the_mirror_transfer_and_a_refused_one_not
         vec![
             (
                 AccountOwnerKind::Trader,
-                Some(TRADER),
+                Some(TRADER.0),
                 AccountKind::Available,
                 d("-60")
             ),

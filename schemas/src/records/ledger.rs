@@ -1,5 +1,6 @@
 //! Double-entry transfers and the postings that tell each book what to apply.
 
+use jivapay_domain::{OrderId, StoreId, TraderId};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -52,7 +53,7 @@ pub struct LedgerTransfer {
     pub transfer_id: Uuid,
     pub kind: TransferKind,
     #[serde(with = "crate::uuid_text::option")]
-    pub order_id: Option<Uuid>,
+    pub order_id: Option<OrderId>,
     pub description: Option<String>,
     pub entries: Vec<LedgerEntry>,
     pub created_at: i64,
@@ -85,9 +86,9 @@ pub struct StorePosting {
     #[serde(with = "crate::uuid_text")]
     pub posting_id: Uuid,
     #[serde(with = "crate::uuid_text")]
-    pub store_id: Uuid,
+    pub store_id: StoreId,
     #[serde(with = "crate::uuid_text::option")]
-    pub order_id: Option<Uuid>,
+    pub order_id: Option<OrderId>,
     #[serde(with = "crate::uuid_text::option")]
     pub transfer_id: Option<Uuid>,
     pub kind: PostingKind,
@@ -103,9 +104,9 @@ pub struct TraderPosting {
     #[serde(with = "crate::uuid_text")]
     pub posting_id: Uuid,
     #[serde(with = "crate::uuid_text")]
-    pub trader_id: Uuid,
+    pub trader_id: TraderId,
     #[serde(with = "crate::uuid_text::option")]
-    pub order_id: Option<Uuid>,
+    pub order_id: Option<OrderId>,
     #[serde(with = "crate::uuid_text::option")]
     pub transfer_id: Option<Uuid>,
     pub kind: PostingKind,

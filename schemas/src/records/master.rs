@@ -1,6 +1,7 @@
 //! Master data published from PostgreSQL through the outbox to compacted topics.
 
 use crate::records::Direction;
+use jivapay_domain::{FiatAmount, RequisiteId, StoreId, TraderId};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -33,7 +34,7 @@ pub enum ModerationStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Requisite {
     #[serde(with = "crate::uuid_text")]
-    pub requisite_id: Uuid,
+    pub requisite_id: RequisiteId,
     pub payment_method: String,
     pub fiat_currency: String,
     pub bank_code: Option<String>,
@@ -43,13 +44,13 @@ pub struct Requisite {
     pub pay_in_enabled: bool,
     pub pay_out_enabled: bool,
     #[serde(with = "crate::decimal::scale2")]
-    pub min_amount: Decimal,
+    pub min_amount: FiatAmount,
     #[serde(with = "crate::decimal::scale2")]
-    pub max_amount: Decimal,
+    pub max_amount: FiatAmount,
     #[serde(with = "crate::decimal::opt_scale2")]
-    pub daily_turnover_limit: Option<Decimal>,
+    pub daily_turnover_limit: Option<FiatAmount>,
     #[serde(with = "crate::decimal::opt_scale2")]
-    pub monthly_turnover_limit: Option<Decimal>,
+    pub monthly_turnover_limit: Option<FiatAmount>,
     pub daily_count_limit: Option<i32>,
     pub monthly_count_limit: Option<i32>,
     pub min_interval_secs: i32,
@@ -61,7 +62,7 @@ pub struct Requisite {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Trader {
     #[serde(with = "crate::uuid_text")]
-    pub trader_id: Uuid,
+    pub trader_id: TraderId,
     #[serde(with = "crate::uuid_text::option")]
     pub team_id: Option<Uuid>,
     pub priority: i32,
@@ -85,7 +86,7 @@ pub struct StoreCommission {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Store {
     #[serde(with = "crate::uuid_text")]
-    pub store_id: Uuid,
+    pub store_id: StoreId,
     #[serde(with = "crate::uuid_text")]
     pub merchant_id: Uuid,
     pub name: String,

@@ -1,5 +1,6 @@
 //! Orders on their way through the pipeline: requested → screened → routed, and their events.
 
+use jivapay_domain::{FiatAmount, OrderId, RequisiteId, StoreId, TraderId, UsdtAmount};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -12,13 +13,13 @@ pub use jivapay_domain::order::{Direction, OrderEventKind, OrderStatus};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderRequested {
     #[serde(with = "crate::uuid_text")]
-    pub order_id: Uuid,
+    pub order_id: OrderId,
     #[serde(with = "crate::uuid_text")]
-    pub store_id: Uuid,
+    pub store_id: StoreId,
     pub external_order_id: String,
     pub direction: Direction,
     #[serde(with = "crate::decimal::opt_scale2")]
-    pub fiat_amount: Option<Decimal>,
+    pub fiat_amount: Option<FiatAmount>,
     pub fiat_currency: String,
     pub payment_method: String,
     pub customer_id: Option<String>,
@@ -35,19 +36,19 @@ pub struct OrderRequested {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderScreened {
     #[serde(with = "crate::uuid_text")]
-    pub order_id: Uuid,
+    pub order_id: OrderId,
     #[serde(with = "crate::uuid_text")]
-    pub store_id: Uuid,
+    pub store_id: StoreId,
     pub external_order_id: String,
     pub direction: Direction,
     pub pool: String,
     #[serde(with = "crate::decimal::scale2")]
-    pub fiat_amount: Decimal,
+    pub fiat_amount: FiatAmount,
     pub fiat_currency: String,
     pub payment_method: String,
     pub customer_id: Option<String>,
     #[serde(with = "crate::uuid_text::vec")]
-    pub excluded_traders: Vec<Uuid>,
+    pub excluded_traders: Vec<TraderId>,
     pub attempt: i32,
     pub expires_at: Option<i64>,
     /// The trader books that refused the order so far, each with its reason.
@@ -61,26 +62,26 @@ pub struct OrderScreened {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderRouted {
     #[serde(with = "crate::uuid_text")]
-    pub order_id: Uuid,
+    pub order_id: OrderId,
     #[serde(with = "crate::uuid_text")]
-    pub store_id: Uuid,
+    pub store_id: StoreId,
     pub external_order_id: String,
     pub direction: Direction,
     pub pool: String,
     #[serde(with = "crate::uuid_text")]
-    pub trader_id: Uuid,
+    pub trader_id: TraderId,
     #[serde(with = "crate::uuid_text")]
-    pub requisite_id: Uuid,
+    pub requisite_id: RequisiteId,
     #[serde(with = "crate::decimal::scale2")]
-    pub fiat_amount: Decimal,
+    pub fiat_amount: FiatAmount,
     pub fiat_currency: String,
     pub payment_method: String,
     #[serde(with = "crate::decimal::scale8")]
     pub rate: Decimal,
     #[serde(with = "crate::decimal::scale6")]
-    pub crypto_amount: Decimal,
+    pub crypto_amount: UsdtAmount,
     #[serde(with = "crate::uuid_text::vec")]
-    pub excluded_traders: Vec<Uuid>,
+    pub excluded_traders: Vec<TraderId>,
     pub attempt: i32,
     pub expires_at: Option<i64>,
     /// Every requisite considered for this proposal (earlier refusals, skipped, chosen): the
@@ -102,9 +103,9 @@ pub enum CandidateOutcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CandidateDecision {
     #[serde(with = "crate::uuid_text")]
-    pub trader_id: Uuid,
+    pub trader_id: TraderId,
     #[serde(with = "crate::uuid_text::option")]
-    pub requisite_id: Option<Uuid>,
+    pub requisite_id: Option<RequisiteId>,
     pub outcome: CandidateOutcome,
     pub reason_code: Option<String>,
 }
@@ -115,9 +116,9 @@ pub struct OrderEvent {
     #[serde(with = "crate::uuid_text")]
     pub event_id: Uuid,
     #[serde(with = "crate::uuid_text")]
-    pub order_id: Uuid,
+    pub order_id: OrderId,
     #[serde(with = "crate::uuid_text")]
-    pub store_id: Uuid,
+    pub store_id: StoreId,
     pub external_order_id: String,
     pub direction: Direction,
     pub sequence: i32,
@@ -125,21 +126,21 @@ pub struct OrderEvent {
     pub status: OrderStatus,
     pub previous_status: Option<OrderStatus>,
     #[serde(with = "crate::decimal::opt_scale2")]
-    pub fiat_amount: Option<Decimal>,
+    pub fiat_amount: Option<FiatAmount>,
     pub fiat_currency: String,
     pub payment_method: String,
     #[serde(with = "crate::decimal::opt_scale8")]
     pub rate: Option<Decimal>,
     #[serde(with = "crate::decimal::opt_scale6")]
-    pub crypto_amount: Option<Decimal>,
+    pub crypto_amount: Option<UsdtAmount>,
     #[serde(with = "crate::decimal::opt_scale6")]
-    pub store_commission: Option<Decimal>,
+    pub store_commission: Option<UsdtAmount>,
     #[serde(with = "crate::decimal::opt_scale6")]
-    pub trader_reward: Option<Decimal>,
+    pub trader_reward: Option<UsdtAmount>,
     #[serde(with = "crate::uuid_text::option")]
-    pub trader_id: Option<Uuid>,
+    pub trader_id: Option<TraderId>,
     #[serde(with = "crate::uuid_text::option")]
-    pub requisite_id: Option<Uuid>,
+    pub requisite_id: Option<RequisiteId>,
     pub customer_id: Option<String>,
     pub callback_url: Option<String>,
     pub payment_token: Option<String>,

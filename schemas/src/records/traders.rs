@@ -1,6 +1,6 @@
 //! Commands to the trader book and the capacity it publishes.
 
-use rust_decimal::Decimal;
+use jivapay_domain::{FiatAmount, OrderId, RequisiteId, TraderId, UsdtAmount};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -29,12 +29,12 @@ pub struct TraderCommand {
     #[serde(with = "crate::uuid_text")]
     pub command_id: Uuid,
     #[serde(with = "crate::uuid_text")]
-    pub trader_id: Uuid,
+    pub trader_id: TraderId,
     #[serde(with = "crate::uuid_text::option")]
-    pub order_id: Option<Uuid>,
+    pub order_id: Option<OrderId>,
     pub kind: TraderCommandKind,
     #[serde(with = "crate::decimal::opt_scale6")]
-    pub amount: Option<Decimal>,
+    pub amount: Option<UsdtAmount>,
     pub resolution: Option<DisputeResolution>,
     pub receipt_key: Option<String>,
     #[serde(with = "crate::uuid_text::option")]
@@ -47,25 +47,25 @@ pub struct TraderCommand {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RequisiteUsage {
     #[serde(with = "crate::uuid_text")]
-    pub requisite_id: Uuid,
+    pub requisite_id: RequisiteId,
     #[serde(with = "crate::decimal::scale2")]
-    pub daily_turnover: Decimal,
+    pub daily_turnover: FiatAmount,
     #[serde(with = "crate::decimal::scale2")]
-    pub monthly_turnover: Decimal,
+    pub monthly_turnover: FiatAmount,
     pub daily_count: i32,
     pub monthly_count: i32,
     pub last_order_at: Option<i64>,
     #[serde(with = "crate::decimal::vec_scale2")]
-    pub open_amounts: Vec<Decimal>,
+    pub open_amounts: Vec<FiatAmount>,
 }
 
 /// `trader.capacity` (compacted), key = trader id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TraderCapacity {
     #[serde(with = "crate::uuid_text")]
-    pub trader_id: Uuid,
+    pub trader_id: TraderId,
     #[serde(with = "crate::decimal::scale6")]
-    pub free_deposit: Decimal,
+    pub free_deposit: UsdtAmount,
     pub requisites: Vec<RequisiteUsage>,
     pub version: i64,
     pub updated_at: i64,

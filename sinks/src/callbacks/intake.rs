@@ -39,7 +39,6 @@ fn millis_rfc3339(at: i64) -> String {
 /// The JSON body: the Standard Webhooks envelope `{type, timestamp, data}`; amounts are decimal
 /// strings, never JSON numbers.
 pub fn payload(event: &OrderEvent, public_url: &str) -> Value {
-    let decimal = |d: Option<rust_decimal::Decimal>| d.map(|d| d.to_string());
     let payment_url = (event.kind == OrderEventKind::Created
         && event.direction == Direction::PayIn)
         .then_some(event.payment_token.as_ref())
@@ -57,18 +56,23 @@ pub fn payload(event: &OrderEvent, public_url: &str) -> Value {
             "sequence": event.sequence,
             "status": event.status.as_str(),
             "previous_status": event.previous_status.map(OrderStatus::as_str),
-            "fiat_amount": decimal(event.fiat_amount),
+            "fiat_amount": text(event.fiat_amount),
             "fiat_currency": event.fiat_currency,
-            "crypto_amount": decimal(event.crypto_amount),
+            "crypto_amount": text(event.crypto_amount),
             "crypto_currency": "USDT",
-            "rate": decimal(event.rate),
-            "store_commission": decimal(event.store_commission),
+            "rate": text(event.rate),
+            "store_commission": text(event.store_commission),
             "payment_method": event.payment_method,
             "payment_url": payment_url,
             "reason_code": event.reason_code,
             "occurred_at": millis_rfc3339(event.occurred_at),
         }
     })
+}
+
+/// An amount as its exact decimal string.
+fn text<T: ToString>(amount: Option<T>) -> Option<String> {
+    amount.map(|a| a.to_string())
 }
 
 fn is_http_url(url: &str) -> bool {

@@ -4,6 +4,7 @@
 //! one `INSERT … ON CONFLICT` (PostgreSQL refuses to update a row twice in one statement).
 
 use super::millis;
+use jivapay_domain::{FiatAmount, OrderId, RequisiteId, StoreId, TraderId, UsdtAmount};
 use jivapay_schemas::records::{OrderEvent, OrderEventKind, OrderStatus};
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
@@ -14,19 +15,19 @@ type At = chrono::DateTime<chrono::Utc>;
 /// The `orders` columns one batch writes for one order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderRow {
-    pub id: Uuid,
-    pub store_id: Uuid,
+    pub id: OrderId,
+    pub store_id: StoreId,
     pub external_order_id: String,
     pub direction: &'static str,
     pub status: &'static str,
     pub previous_status: Option<&'static str>,
-    pub fiat_amount: Option<Decimal>,
+    pub fiat_amount: Option<FiatAmount>,
     pub fiat_currency: String,
-    pub crypto_amount: Option<Decimal>,
+    pub crypto_amount: Option<UsdtAmount>,
     pub rate: Option<Decimal>,
     pub payment_method: String,
-    pub trader_id: Option<Uuid>,
-    pub requisite_id: Option<Uuid>,
+    pub trader_id: Option<TraderId>,
+    pub requisite_id: Option<RequisiteId>,
     pub customer_id: Option<String>,
     pub callback_url: Option<String>,
     pub reason_code: Option<String>,
@@ -103,7 +104,7 @@ impl OrderRow {
 /// One row per order of the batch, folded in sequence order (a redelivered event of the same
 /// sequence changes nothing).
 pub fn fold(events: &[&OrderEvent]) -> Vec<OrderRow> {
-    let mut by_order: BTreeMap<Uuid, Vec<&OrderEvent>> = BTreeMap::new();
+    let mut by_order: BTreeMap<OrderId, Vec<&OrderEvent>> = BTreeMap::new();
     for event in events {
         by_order.entry(event.order_id).or_default().push(event);
     }
@@ -175,7 +176,7 @@ mod tests {
     #[test]
     fn each_order_gets_its_own_row() {
         let mut other = event(1, OrderEventKind::Created, OrderStatus::Created, 5);
-        other.order_id = Uuid::from_u128(77);
+        other.order_id = Uuid::from_u128(77).into();
         let mine = event(1, OrderEventKind::Created, OrderStatus::Created, 5);
         let rows = fold(&[&mine, &other]);
         assert_eq!(rows.len(), 2);

@@ -44,8 +44,8 @@ async fn notify_changes(tx: &mut PgConnection, rows: &[OrderRow]) -> sqlx::Resul
         .iter()
         .map(|row| {
             OrderChange {
-                order_id: row.id,
-                trader_id: row.trader_id,
+                order_id: row.id.into(),
+                trader_id: row.trader_id.map(Into::into),
                 status: row.status.to_owned(),
             }
             .payload()
