@@ -97,6 +97,7 @@ pub async fn all(
         .with_changes(changes.clone());
     let relay = spawn_outbox_relay(&broker, &pool, &schemas, &health, stop.clone())?;
     let mut loops = Loops::default();
+    loops.watch_producer(&broker, stop.clone());
     for kind in SINKS {
         let group = format!("{}.sink.{}", settings.kafka.group_prefix, kind.name());
         spawn_sink(
@@ -207,14 +208,16 @@ pub async fn ingest(settings: &Settings, stop: CancellationToken) -> anyhow::Res
         &changes,
     )
     .await?;
+    let mut loops = Loops::default();
+    loops.watch_producer(&broker, stop.clone());
     let readiness = Readiness::default()
         .with_database(pool)
         .with_broker(broker)
         .with_loops(health);
-    bind_and_serve(
-        "ingest",
-        settings.http.ingest_addr,
+    serve_supervised(
+        ("ingest", settings.http.ingest_addr),
         jivapay_ingest::router(state, readiness),
+        loops,
         stop,
     )
     .await
@@ -281,14 +284,16 @@ pub async fn admin(settings: &Settings, stop: CancellationToken) -> anyhow::Resu
         .with_commands(RecordProducer::shared(&broker, schemas.clone())?)
         .with_changes(OrderChanges::listening(&pool, &health, &stop));
     let relay = spawn_outbox_relay(&broker, &pool, &schemas, &health, stop.clone())?;
+    let mut loops = Loops::default();
+    loops.watch_producer(&broker, stop.clone());
     let readiness = Readiness::default()
         .with_database(pool)
         .with_broker(broker)
         .with_loops(health);
-    let result = bind_and_serve(
-        "admin",
-        settings.http.admin_addr,
+    let result = serve_supervised(
+        ("admin", settings.http.admin_addr),
         jivapay_admin::router(state, readiness),
+        loops,
         stop.clone(),
     )
     .await;
@@ -335,6 +340,7 @@ pub async fn processor(
         .with_loops(health.clone());
     let master = master_data(&broker, &schemas, stop.clone()).await?;
     let mut loops = Loops::default();
+    loops.watch_producer(&broker, stop.clone());
     spawn_processor(
         &mut loops,
         kind,
@@ -344,19 +350,20 @@ pub async fn processor(
         &health,
         stop.clone(),
     );
-    serve_supervised(settings, readiness, loops, stop).await
+    let ops = ("ops", settings.http.ops_addr);
+    serve_supervised(ops, ops_router(readiness), loops, stop).await
 }
 
-/// Serves the ops endpoints of a one-component process until `stop`, or until its loop fails
-/// (then the error is the process's, which exits non-zero).
+/// Serves `router` on `addr` until `stop`, or until one of `loops` fails (then the error is the
+/// process's, which exits non-zero).
 async fn serve_supervised(
-    settings: &Settings,
-    readiness: Readiness,
+    (name, addr): (&'static str, SocketAddr),
+    router: axum::Router,
     mut loops: Loops,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let result = tokio::select! {
-        served = bind_and_serve("ops", settings.http.ops_addr, ops_router(readiness), stop.clone()) => served,
+        served = bind_and_serve(name, addr, router, stop.clone()) => served,
         failed = loops.failure(&stop) => Err(failed),
     };
     stop.cancel();
@@ -402,6 +409,7 @@ pub async fn sink(settings: &Settings, name: &str, stop: CancellationToken) -> a
         .with_loops(health.clone());
     let group = format!("{}.sink.{name}", settings.kafka.group_prefix);
     let mut loops = Loops::default();
+    loops.watch_producer(&broker, stop.clone());
     spawn_sink(
         &mut loops,
         kind,
@@ -411,7 +419,8 @@ pub async fn sink(settings: &Settings, name: &str, stop: CancellationToken) -> a
         &health,
         stop.clone(),
     )?;
-    serve_supervised(settings, readiness, loops, stop).await
+    let ops = ("ops", settings.http.ops_addr);
+    serve_supervised(ops, ops_router(readiness), loops, stop).await
 }
 
 /// Starts a sink's loop until `stop`, reporting to `health` as `sink <name>`.

@@ -3,6 +3,7 @@
 //! exits non-zero so that whatever supervises it (an orchestrator, systemd, the compose file's
 //! restart policy) starts it again. Nothing runs on with a dead loop inside it.
 
+use jivapay_platform::kafka::Broker;
 use std::future::Future;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -20,6 +21,21 @@ impl Loops {
     ) {
         let name = name.into();
         self.running.spawn(async move { (name, work.await) });
+    }
+
+    /// Fails like a loop when the broker's shared producer breaks for good (fenced, or
+    /// librdkafka's fatal error): whatever of the process sends — HTTP edges, relays, loops —
+    /// could never land anything again, so the process must end and be started anew.
+    pub fn watch_producer(&mut self, broker: &Broker, stop: CancellationToken) {
+        let broken = broker.producer_broken();
+        self.spawn("shared producer", async move {
+            tokio::select! {
+                () = stop.cancelled() => Ok(()),
+                () = broken.cancelled() => Err(anyhow::anyhow!(
+                    "the producer was fenced or failed fatally; no send of this process can land"
+                )),
+            }
+        });
     }
 
     /// Resolves when a loop ends before `stop` was cancelled, with why; never while every loop

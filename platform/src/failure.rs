@@ -91,6 +91,21 @@ impl Classify for KafkaError {
     }
 }
 
+/// Whether `error` leaves the producer that met it unable to send anything again: it lost its
+/// idempotent identity (Tansu fences it after the epoch bump that follows timed-out sends) or
+/// librdkafka raised its fatal error. Not a record's fault: every later send of every
+/// component sharing the producer fails the same way, so only a new process goes on.
+pub fn breaks_the_producer(error: &KafkaError) -> bool {
+    matches!(
+        error,
+        KafkaError::MessageProduction(
+            RDKafkaErrorCode::ProducerFenced
+                | RDKafkaErrorCode::InvalidProducerEpoch
+                | RDKafkaErrorCode::Fatal
+        )
+    )
+}
+
 impl Classify for crate::kafka::ProduceError {
     fn failure(&self) -> Failure {
         match self {

@@ -12,6 +12,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 /// A reachable broker: external, or embedded in this process (then kept alive by this value).
 #[derive(Clone)]
@@ -20,6 +21,8 @@ pub struct Broker {
     /// The process's one producer ([`Broker::shared_producer`]), made on first use. Declared
     /// before `embedded`, so that it is dropped before the embedded broker it talks to.
     producer: Arc<Mutex<Option<FutureProducer>>>,
+    /// Cancelled when the shared producer breaks for good ([`Broker::producer_broken`]).
+    producer_broken: CancellationToken,
     /// `client.id` of the shared producer: `jivapay-<component>`.
     client_id: String,
     embedded: Option<Arc<EmbeddedBroker>>,
@@ -79,6 +82,7 @@ impl Broker {
         Self {
             bootstrap: bootstrap.into(),
             producer: Arc::default(),
+            producer_broken: CancellationToken::new(),
             client_id: "jivapay".into(),
             embedded,
             timeout,
@@ -96,6 +100,15 @@ impl Broker {
             super::client_config::producer_config(&self.bootstrap, &self.client_id).create()?;
         *slot = Some(producer.clone());
         Ok(producer)
+    }
+
+    /// Cancelled once a send of the shared producer failed in a way no retry mends
+    /// ([`crate::failure::breaks_the_producer`]). Every process races its work against it and
+    /// exits non-zero when it fires, so that its supervisor starts it again with a new producer:
+    /// the HTTP edges would otherwise answer 503 for ever, and a loop with nothing to send
+    /// would never notice.
+    pub fn producer_broken(&self) -> CancellationToken {
+        self.producer_broken.clone()
     }
 
     pub fn bootstrap_servers(&self) -> &str {

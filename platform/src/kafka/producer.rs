@@ -2,11 +2,13 @@
 
 use super::broker::Broker;
 use super::client_config::producer_config;
+use crate::failure::breaks_the_producer;
 use jivapay_schemas::{CodecError, Record, SchemaRegistry};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProduceError {
@@ -35,6 +37,9 @@ pub struct Delivered {
 pub struct RecordProducer {
     producer: FutureProducer,
     registry: SchemaRegistry,
+    /// Cancelled when a send breaks the producer ([`breaks_the_producer`]); the broker's token
+    /// for the shared producer.
+    broken: CancellationToken,
 }
 
 impl RecordProducer {
@@ -54,6 +59,7 @@ impl RecordProducer {
         Ok(Self {
             producer: broker.shared_producer()?,
             registry,
+            broken: broker.producer_broken(),
         })
     }
 
@@ -78,7 +84,13 @@ impl RecordProducer {
         Ok(Self {
             producer: config.create()?,
             registry,
+            broken: CancellationToken::new(),
         })
+    }
+
+    /// Cancelled once this producer can send nothing again.
+    pub fn broken(&self) -> CancellationToken {
+        self.broken.clone()
     }
 
     pub fn registry(&self) -> &SchemaRegistry {
@@ -117,16 +129,7 @@ impl RecordProducer {
         if let Some(payload) = payload {
             record = record.payload(payload);
         }
-        match self.producer.send(record, Timeout::Never).await {
-            Ok(delivery) => Ok(Delivered {
-                partition: delivery.partition,
-                offset: delivery.offset,
-            }),
-            Err((source, _)) => Err(ProduceError::Kafka {
-                topic: topic.into(),
-                source,
-            }),
-        }
+        self.delivered(topic, self.producer.send(record, Timeout::Never).await)
     }
 
     /// Sends bytes to one partition chosen by the caller (restore markers of changelogs).
@@ -141,15 +144,30 @@ impl RecordProducer {
             .partition(partition)
             .key(key)
             .payload(payload);
-        match self.producer.send(record, Timeout::Never).await {
+        self.delivered(topic, self.producer.send(record, Timeout::Never).await)
+    }
+
+    /// The outcome of one send; a failure that breaks the producer is announced once.
+    fn delivered(
+        &self,
+        topic: &str,
+        outcome: rdkafka::producer::future_producer::OwnedDeliveryResult,
+    ) -> Result<Delivered, ProduceError> {
+        match outcome {
             Ok(delivery) => Ok(Delivered {
                 partition: delivery.partition,
                 offset: delivery.offset,
             }),
-            Err((source, _)) => Err(ProduceError::Kafka {
-                topic: topic.into(),
-                source,
-            }),
+            Err((source, _)) => {
+                if breaks_the_producer(&source) && !self.broken.is_cancelled() {
+                    tracing::error!(topic, error = %source, "the producer can send nothing again; the process must restart");
+                    self.broken.cancel();
+                }
+                Err(ProduceError::Kafka {
+                    topic: topic.into(),
+                    source,
+                })
+            }
         }
     }
 
