@@ -324,6 +324,51 @@ async fn e2e_postgres_restarted_three_times_under_load_every_component_its_own_p
     postgres_restarted_three_times(Run::Fleet, Brokers::for_fleet(true).await).await;
 }
 
+/// Takes the embedded broker the test hosts down for `held`, once (librdkafka's mock cluster
+/// then refuses every connection), and brings it back.
+async fn broker_down(
+    broker: jivapay_platform::kafka::Broker,
+    probe: Arc<ReadyzProbe>,
+    held: Duration,
+) -> Vec<Outage> {
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let began = Instant::now();
+    let embedded = broker.embedded_broker().expect("a hosted embedded broker");
+    embedded.set_up(false).expect("the broker goes down");
+    tokio::time::sleep(held).await;
+    embedded.set_up(true).expect("the broker comes back");
+    let ready_again = probe.wait_for(200, Duration::from_secs(120)).await;
+    vec![Outage { began, ready_again }]
+}
+
+/// The broker down for longer than the producers' `message.timeout.ms` (30 s), every
+/// component in its own process: sends time out and are retried, consumers rejoin, and nothing
+/// accepted is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "not passing yet: after the mock broker comes back, the ledger sink's consumer goes on \
+            reporting AllBrokersDown for two minutes while every other loop recovers (issue 13's note)"]
+async fn e2e_broker_down_for_45_seconds_under_load_every_component_its_own_process() {
+    let pg = OwnPostgres::start();
+    prepare(&pg.url);
+    let db = sqlx::PgPool::connect(&pg.url).await.unwrap();
+    let brokers = Brokers::for_fleet(false).await;
+    let Brokers::Hosted(broker) = &brokers else {
+        unreachable!("for_fleet(false) hosts an embedded broker")
+    };
+    let bootstrap = brokers.bootstrap();
+    let env = [
+        ("JIVAPAY__DATABASE__URL", pg.url.as_str()),
+        ("JIVAPAY__KAFKA__BROKERS", bootstrap.as_str()),
+    ];
+    let down = broker.clone();
+    through_outages(Run::Fleet, &env, &db, move |probe| {
+        broker_down(down, probe, Duration::from_secs(45))
+    })
+    .await;
+    db.close().await;
+    drop(brokers);
+}
+
 /// Black-holes `proxy` for `held`, once.
 async fn black_hole(
     proxy: Arc<FaultProxy>,
@@ -366,8 +411,9 @@ async fn e2e_postgres_black_holed_for_20_seconds_under_load() {
 /// the process mends, so `jivapay all` exits and its supervisor starts it again — with
 /// nothing lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "not passing yet: after the black hole every loop recovers and /readyz answers 200, \
-            but a part of the accepted orders never reaches a final state (issue 13's note)"]
+#[ignore = "not passing on Tansu 0.6.0: after the black hole the fenced producer ends the process \
+            and it restarts, but Tansu hands the restarted static members an empty assignment, so \
+            the orders in flight never move (issue 13's note, docs/testing.md)"]
 async fn e2e_broker_black_holed_for_45_seconds_under_load_on_tansu() {
     let pg = OwnPostgres::start();
     prepare(&pg.url);
