@@ -345,8 +345,6 @@ async fn broker_down(
 /// component in its own process: sends time out and are retried, consumers rejoin, and nothing
 /// accepted is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "not passing yet: after the mock broker comes back, the ledger sink's consumer goes on \
-            reporting AllBrokersDown for two minutes while every other loop recovers (issue 13's note)"]
 async fn e2e_broker_down_for_45_seconds_under_load_every_component_its_own_process() {
     let pg = OwnPostgres::start();
     prepare(&pg.url);

@@ -120,6 +120,12 @@ impl Classify for crate::kafka::ProduceError {
 /// without a limit on their count (a transient failure is waited out, however long).
 pub struct Backoff(Box<dyn Iterator<Item = Duration> + Send + Sync>);
 
+/// The pause after a consume error. Not a growing backoff: librdkafka paces its errors
+/// itself (they come from its reconnect attempts) and queues them, so a backoff grown during
+/// an outage was then paid once per queued error after it — two minutes of a sink reporting
+/// `AllBrokersDown` after a 45 s broker outage while the broker was long back.
+pub const CONSUME_ERROR_PAUSE: Duration = RETRY_DELAY_MIN;
+
 /// The first delay; each next one doubles, up to [`RETRY_DELAY_MAX`].
 pub const RETRY_DELAY_MIN: Duration = Duration::from_millis(100);
 pub const RETRY_DELAY_MAX: Duration = Duration::from_secs(5);

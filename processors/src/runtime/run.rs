@@ -4,7 +4,7 @@ use super::changelog::{restore, RestoreError, Restored};
 use super::decode::decode;
 use super::outgoing::{self, send_all};
 use crate::core::{Clock, Emit, Processor};
-use jivapay_platform::failure::{retry, Backoff, Halt};
+use jivapay_platform::failure::{retry, Halt, CONSUME_ERROR_PAUSE};
 use jivapay_platform::health::{Health, LoopHealth};
 use jivapay_platform::kafka::{
     consumer_config, Broker, DeadLetters, LoopContext, ProduceError, RawRecord, Rebalanced,
@@ -123,7 +123,6 @@ pub async fn run<P: Processor>(
                 covered: HashMap::new(),
                 owned: BTreeSet::new(),
                 last_tick: Instant::now(),
-                consume_backoff: Backoff::default(),
             };
             worker.drive().await
         }
@@ -170,7 +169,6 @@ struct Worker<'a, P, M> {
     covered: HashMap<(String, i32), i64>,
     owned: BTreeSet<i32>,
     last_tick: Instant,
-    consume_backoff: Backoff,
 }
 
 impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
@@ -217,13 +215,12 @@ impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
                 self.health.retrying(&format!("consume: {e}"));
                 tokio::select! {
                     _ = self.stop.cancelled() => return None,
-                    _ = tokio::time::sleep(self.consume_backoff.next_delay()) => {}
+                    _ = tokio::time::sleep(CONSUME_ERROR_PAUSE) => {}
                 }
                 return Some((batch, false));
             }
             Err(_) => {} // no record within a tick interval: fire timers
         }
-        self.consume_backoff = Backoff::default();
         if !batch.is_empty() {
             let deadline =
                 tokio::time::Instant::now() + Duration::from_millis(self.config.batch_wait_ms);

@@ -3,7 +3,7 @@
 //! stays in the batch, to be dead-lettered in its place.
 
 use super::{BATCH_RECORDS_MAX, BATCH_WAIT_MS};
-use jivapay_platform::failure::Backoff;
+use jivapay_platform::failure::CONSUME_ERROR_PAUSE;
 use jivapay_platform::health::LoopHealth;
 use jivapay_platform::kafka::{RawRecord, RecordConsumer};
 use jivapay_schemas::Record;
@@ -28,7 +28,6 @@ pub async fn read_batch<T: Record>(
     health: &LoopHealth,
     stop: &CancellationToken,
 ) -> Option<Vec<Read<T>>> {
-    let mut backoff = Backoff::default();
     let first = loop {
         let next = tokio::select! {
             _ = stop.cancelled() => return None,
@@ -41,7 +40,7 @@ pub async fn read_batch<T: Record>(
                 health.retrying(&format!("consume: {e}"));
                 tokio::select! {
                     _ = stop.cancelled() => return None,
-                    _ = tokio::time::sleep(backoff.next_delay()) => {}
+                    _ = tokio::time::sleep(CONSUME_ERROR_PAUSE) => {}
                 }
             }
             Err(_idle) => health.succeeded(),
