@@ -331,14 +331,14 @@ async fn broker_down(
     probe: Arc<ReadyzProbe>,
     held: Duration,
 ) -> Vec<Outage> {
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    let began = Instant::now();
-    let embedded = broker.embedded_broker().expect("a hosted embedded broker");
-    embedded.set_up(false).expect("the broker goes down");
-    tokio::time::sleep(held).await;
-    embedded.set_up(true).expect("the broker comes back");
-    let ready_again = probe.wait_for(200, Duration::from_secs(120)).await;
-    vec![Outage { began, ready_again }]
+    let embedded = move |up: bool| {
+        let broker = broker.embedded_broker().expect("a hosted embedded broker");
+        broker
+            .set_up(up)
+            .expect("the broker goes down and comes back");
+    };
+    let back = embedded.clone();
+    one_outage(probe, held, move || embedded(false), move || back(true)).await
 }
 
 /// The broker down for longer than the producers' `message.timeout.ms` (30 s), every
@@ -373,11 +373,29 @@ async fn black_hole(
     probe: Arc<ReadyzProbe>,
     held: Duration,
 ) -> Vec<Outage> {
+    let restored = proxy.clone();
+    one_outage(
+        probe,
+        held,
+        move || proxy.blackhole(),
+        move || restored.restore(),
+    )
+    .await
+}
+
+/// One outage of `held`, begun by `begin` after a few seconds of traffic and ended by `end`;
+/// over when `/readyz` answers 200 again.
+async fn one_outage(
+    probe: Arc<ReadyzProbe>,
+    held: Duration,
+    begin: impl FnOnce(),
+    end: impl FnOnce(),
+) -> Vec<Outage> {
     tokio::time::sleep(Duration::from_secs(4)).await;
     let began = Instant::now();
-    proxy.blackhole();
+    begin();
     tokio::time::sleep(held).await;
-    proxy.restore();
+    end();
     let ready_again = probe.wait_for(200, Duration::from_secs(120)).await;
     vec![Outage { began, ready_again }]
 }

@@ -61,6 +61,9 @@ fn sql_state(code: &str) -> Failure {
 
 impl Classify for KafkaError {
     fn failure(&self) -> Failure {
+        if breaks_the_producer(self) {
+            return Failure::Fatal;
+        }
         let code = match self {
             KafkaError::MessageProduction(code)
             | KafkaError::MessageConsumption(code)
@@ -80,11 +83,6 @@ impl Classify for KafkaError {
             | RDKafkaErrorCode::ClusterAuthorizationFailed
             | RDKafkaErrorCode::InvalidConfig
             | RDKafkaErrorCode::UnknownPartition
-            // The idempotent producer lost its identity (Tansu fences it after the epoch bump
-            // that follows timed-out sends): every later send fails the same way, so only a new
-            // process, with a new producer, goes on.
-            | RDKafkaErrorCode::ProducerFenced
-            | RDKafkaErrorCode::InvalidProducerEpoch
             | RDKafkaErrorCode::Fatal => Failure::Fatal,
             _ => Failure::Transient,
         }

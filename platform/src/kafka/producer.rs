@@ -88,11 +88,6 @@ impl RecordProducer {
         })
     }
 
-    /// Cancelled once this producer can send nothing again.
-    pub fn broken(&self) -> CancellationToken {
-        self.broken.clone()
-    }
-
     pub fn registry(&self) -> &SchemaRegistry {
         &self.registry
     }
