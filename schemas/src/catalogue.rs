@@ -48,4 +48,5 @@ pub const SCHEMAS: &[SchemaSource] = &[
     schema!("order_requested", 2, 116),
     schema!("order_screened", 2, 117),
     schema!("order_routed", 2, 118),
+    schema!("changelog", 2, 119),
 ];

@@ -325,6 +325,21 @@ pub fn changelog() -> ChangelogEntry {
         }],
         marker: None,
         written_at: AT,
+        writer: Some(id::<Uuid>(3).to_string()),
+        batch: Some(LoggedBatch {
+            sequence: 42,
+            chunk: 0,
+            chunks: 1,
+            changes: vec![LoggedChange {
+                state_key: id::<Uuid>(2).to_string(),
+                state: Some(vec![7, 0, 9]),
+            }],
+            outputs: vec![LoggedOutput {
+                topic: "orders.events".into(),
+                key: vec![0, 0, 0, 0, 1, 2],
+                payload: vec![0, 0, 0, 0, 104, 8, 255],
+            }],
+        }),
     }
 }
 

@@ -128,6 +128,8 @@ fn changelog() {
     round_trip_only(ChangelogEntry {
         state: None,
         state_schema_id: None,
+        writer: None,
+        batch: None,
         ..samples::changelog()
     });
 }
@@ -387,7 +389,8 @@ fn uuids_are_written_as_text() {
     );
 }
 
-/// Records written with v1 of a schema (before `expires_at`, `refusals` and `candidates`)
+/// Records written with v1 of a schema (before `expires_at`, `refusals`, `candidates`, and the
+/// changelog's `writer` and `batch`)
 /// still decode, with the new fields at their defaults: a processor upgraded mid-stream reads
 /// what its predecessor wrote.
 #[test]
@@ -416,6 +419,15 @@ fn v1_records_still_decode() {
             expires_at: None,
             refusals: vec![],
             ..samples::order_screened()
+        }
+    );
+    let entry: ChangelogEntry = registry.decode(&v1_bytes("changelog")).unwrap();
+    assert_eq!(
+        entry,
+        ChangelogEntry {
+            writer: None,
+            batch: None,
+            ..samples::changelog()
         }
     );
     let routed: OrderRouted = registry.decode(&v1_bytes("order_routed")).unwrap();

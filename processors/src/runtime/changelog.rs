@@ -1,10 +1,12 @@
-//! Restoring a processor's state from its changelog.
+//! Restoring a processor's state from its changelog: one processor per partition, from its
+//! state records, with the newest complete logged batch applied over them (`decision_log.rs`).
 //!
 //! Some brokers report a high watermark below the real end of a partition (Tansu in memory
 //! mode), so a restore does not stop at the reported watermark: it first writes a unique marker
 //! record to each partition it restores, then reads from the beginning until every marker has
 //! come back. Everything written before the marker has then been read.
 
+use super::decision_log::{Logged, NewestBatch};
 use crate::core::Processor;
 use jivapay_platform::failure::{Classify, Failure};
 use jivapay_platform::kafka::{consumer_config, Broker, DeadLetters, RawRecord, RecordProducer};
@@ -13,15 +15,19 @@ use jivapay_schemas::SchemaRegistry;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 use uuid::Uuid;
 
-/// What a restore found: the input offsets the restored state covers, per topic and partition
-/// (the next offset to apply).
-#[derive(Debug, Default, Clone)]
-pub struct Restored {
+/// What a restore found, per partition: the processor with its state, the input offsets that
+/// state covers (per topic and partition, the next offset to apply) and the newest logged
+/// batch, whose outputs may not have been sent.
+pub struct Restored<P> {
+    pub processors: BTreeMap<i32, P>,
     pub covered: HashMap<(String, i32), i64>,
+    pub logged: BTreeMap<i32, Logged>,
+    /// The restore marker: the writer id of everything this owner writes.
+    pub writer: String,
     pub keys: usize,
 }
 
@@ -46,9 +52,9 @@ impl Classify for RestoreError {
     }
 }
 
-/// Rebuilds `processor`'s state for `partitions` of `changelog`. A changelog record that does
-/// not decode is dead-lettered (it is not sent again: the letter's own sending is what a retry
-/// of the restore would repeat).
+/// Rebuilds a processor made by `make` for each of `partitions` of `changelog`. A changelog
+/// record that does not decode is dead-lettered (it is not sent again: the letter's own
+/// sending is what a retry of the restore would repeat).
 #[allow(clippy::too_many_arguments)]
 pub async fn restore<P: Processor>(
     broker: &Broker,
@@ -57,14 +63,20 @@ pub async fn restore<P: Processor>(
     dead_letters: &DeadLetters,
     changelog: &str,
     partitions: &[i32],
-    processor: &mut P,
+    make: &impl Fn() -> P,
     timeout: Duration,
-) -> Result<Restored, RestoreError> {
-    let mut restored = Restored::default();
+) -> Result<Restored<P>, RestoreError> {
+    let marker = Uuid::new_v4().to_string();
+    let mut restored = Restored {
+        processors: partitions.iter().map(|p| (*p, make())).collect(),
+        covered: HashMap::new(),
+        logged: BTreeMap::new(),
+        writer: marker.clone(),
+        keys: 0,
+    };
     if partitions.is_empty() {
         return Ok(restored);
     }
-    let marker = Uuid::new_v4().to_string();
     let marker_entry = ChangelogEntry {
         state_key: String::new(),
         state: None,
@@ -72,6 +84,8 @@ pub async fn restore<P: Processor>(
         covered_offsets: vec![],
         marker: Some(marker.clone()),
         written_at: chrono::Utc::now().timestamp_millis(),
+        writer: Some(marker.clone()),
+        batch: None,
     };
     let marker_bytes = registry
         .encode(&marker_entry)
@@ -90,33 +104,56 @@ pub async fn restore<P: Processor>(
         assignment.add_partition_offset(changelog, *partition, Offset::Beginning)?;
     }
     consumer.assign(&assignment)?;
+    let mut batches: BTreeMap<i32, NewestBatch> = BTreeMap::new();
     let read = read_until_markers(
         &consumer,
         registry,
         dead_letters,
-        partitions,
         &marker,
-        processor,
         &mut restored,
+        &mut batches,
         timeout,
     )
     .await;
     // On every path: a consumer dropped while assigned can hang librdkafka.
     consumer.unassign().ok();
-    read.map(|()| restored)
+    read?;
+    for (partition, newest) in batches {
+        if let Some(logged) = newest.finish() {
+            apply_logged(&mut restored, partition, logged);
+        }
+    }
+    Ok(restored)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The newest logged batch over the state records: its changes are the newest values of
+/// their keys (its state records may not all have been written), its offsets the highest.
+fn apply_logged<P: Processor>(restored: &mut Restored<P>, partition: i32, logged: Logged) {
+    if let Some(processor) = restored.processors.get_mut(&partition) {
+        for change in &logged.decisions.changes {
+            processor.restore(&change.state_key, change.state.as_deref());
+        }
+    }
+    for covered in &logged.decisions.covered {
+        let slot = restored
+            .covered
+            .entry((covered.topic.clone(), covered.partition))
+            .or_insert(0);
+        *slot = (*slot).max(covered.offset);
+    }
+    restored.logged.insert(partition, logged);
+}
+
 async fn read_until_markers<P: Processor>(
     consumer: &StreamConsumer,
     registry: &SchemaRegistry,
     dead_letters: &DeadLetters,
-    partitions: &[i32],
     marker: &str,
-    processor: &mut P,
-    restored: &mut Restored,
+    restored: &mut Restored<P>,
+    batches: &mut BTreeMap<i32, NewestBatch>,
     timeout: Duration,
 ) -> Result<(), RestoreError> {
+    let partitions: Vec<i32> = restored.processors.keys().copied().collect();
     let mut waiting: HashSet<i32> = partitions.iter().copied().collect();
     let deadline = tokio::time::Instant::now() + timeout;
     while !waiting.is_empty() {
@@ -148,8 +185,18 @@ async fn read_until_markers<P: Processor>(
             }
             continue;
         }
-        processor.restore(&entry.state_key, entry.state.as_deref());
+        if let Some(batch) = entry.batch {
+            batches
+                .entry(message.partition())
+                .or_default()
+                .read(entry.covered_offsets, batch);
+            continue;
+        }
+        if let Some(processor) = restored.processors.get_mut(&message.partition()) {
+            processor.restore(&entry.state_key, entry.state.as_deref());
+        }
         restored.keys += 1;
+        // Offsets on state records: written before the decision log existed.
         for covered in entry.covered_offsets {
             let slot = restored
                 .covered

@@ -1,21 +1,25 @@
 //! The streaming loop, written once for every processor: consume the assigned partitions of
-//! the co-partitioned inputs, feed records in batches to the pure processor, produce its
-//! outputs, write its state changes with the input offsets they cover to its changelog, then
-//! commit. On every (re)assignment the state of the assigned partitions is rebuilt from the
-//! changelog and inputs already covered by it are skipped.
+//! the co-partitioned inputs and feed records in batches to one pure processor per partition;
+//! log each partition's decisions (state changes and encoded outputs, with the input offsets
+//! they cover) to its changelog partition, then produce the outputs, then write the state
+//! records, then commit. On every (re)assignment each partition's state is rebuilt from the
+//! changelog, its newest logged batch is sent again as it was, and inputs it covers are
+//! skipped.
 //!
-//! Guarantee: effectively once without Kafka transactions. A crash between producing outputs
-//! and writing the changelog replays those inputs; the processor is deterministic, so the
-//! replay emits records with the same ids, which every consumer deduplicates.
+//! Guarantee: effectively once without Kafka transactions, and replays that never decide
+//! differently (principle 4). A crash before the log is written loses nothing anyone saw:
+//! the inputs are applied again. A crash after it re-sends the logged outputs, byte for byte,
+//! whatever the clock or master data say by then; consumers deduplicate by id.
 //!
 //! Failures follow `jivapay_platform::failure`: a send or restore that fails transiently is
 //! retried with the same bytes until it goes through (the loop reports itself retrying); an
 //! input that does not decode is dead-lettered; anything else ends the loop with its error.
 
 mod changelog;
+mod decision_log;
 mod decode;
 mod outgoing;
 mod run;
 
 pub use changelog::{restore, RestoreError, Restored};
-pub use run::{run, RuntimeConfig, RuntimeError};
+pub use run::{run, CrashPoint, CrashPoints, RuntimeConfig, RuntimeError};

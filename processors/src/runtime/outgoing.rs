@@ -1,14 +1,12 @@
-//! What a batch sends, encoded before anything is sent: its outputs, then its state changes as
-//! changelog records with the input offsets they cover. Encoded once, the same bytes are sent
-//! again when a send is retried.
+//! What a batch sends, encoded before anything is sent: its decision log, its outputs and its
+//! state records. Encoded once, the same bytes are sent again when a send is retried.
 
 use super::decode::encode;
 use crate::core::Emit;
 use jivapay_platform::kafka::partitioner::java_partition;
 use jivapay_platform::kafka::{Delivered, ProduceError, RecordProducer};
-use jivapay_schemas::records::{ChangelogEntry, InputOffset};
+use jivapay_schemas::records::{ChangelogEntry, LoggedChange, LoggedOutput};
 use jivapay_schemas::{CodecError, SchemaRegistry};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// One encoded record and where it goes: a partition chosen by the caller (changelogs), or by
 /// the key with the Java partitioner (outputs).
@@ -58,112 +56,70 @@ pub fn outputs(registry: &SchemaRegistry, emits: &[Emit]) -> Result<Vec<Outgoing
         .collect()
 }
 
-/// The changelog records of a batch's `changes`. A state key may have sub-keys
-/// (`<store>/order/<id>`): the record goes to the partition of the input key before the first
-/// `/`, so it is restored by the instance that owns that input partition. A record carries the
-/// covered offsets of its own partition only: it is restored with the input partition of that
-/// number (co-partitioning), and an input changes only state of its own key, so offsets of
-/// other partitions would only make every record longer.
-pub fn changelog(
+/// The state records of `changes` in `changelog`, each to the partition of the input key
+/// before the first `/` of its state key (`<store>/order/<id>` goes with `<store>`), where the
+/// instance that owns that input partition restores it (co-partitioning). The covered offsets
+/// are the decision log's (`decision_log.rs`), not theirs.
+pub fn state_records(
     registry: &SchemaRegistry,
     changelog: &str,
     changelog_partitions: i32,
-    changes: Vec<(String, Option<Vec<u8>>)>,
-    covered: &HashMap<(String, i32), i64>,
+    changes: &[LoggedChange],
     now: i64,
 ) -> Result<Vec<Outgoing>, CodecError> {
-    let mut covered_offsets: BTreeMap<i32, Vec<InputOffset>> = BTreeMap::new();
-    for ((topic, partition), offset) in covered {
-        covered_offsets
-            .entry(*partition)
-            .or_default()
-            .push(InputOffset {
-                topic: topic.clone(),
-                partition: *partition,
-                offset: *offset,
-            });
-    }
-    for offsets in covered_offsets.values_mut() {
-        offsets.sort_by(|a, b| a.topic.cmp(&b.topic));
-    }
-    let changes: Vec<(i32, String, Option<Vec<u8>>)> = changes
-        .into_iter()
-        .map(|(key, state)| {
-            let route = key.split('/').next().unwrap_or(&key);
-            let partition = java_partition(&registry.encode_key(route), changelog_partitions);
-            (partition, key, state)
-        })
-        .collect();
-    let carriers = offset_carriers(&changes);
     changes
-        .into_iter()
-        .enumerate()
-        .map(|(n, (partition, key, state))| {
+        .iter()
+        .map(|change| {
             let entry = ChangelogEntry {
-                state_key: key.clone(),
-                state,
+                state_key: change.state_key.clone(),
+                state: change.state.clone(),
                 state_schema_id: None,
-                covered_offsets: if carriers.contains(&n) {
-                    covered_offsets.get(&partition).cloned().unwrap_or_default()
-                } else {
-                    Vec::new()
-                },
+                covered_offsets: Vec::new(),
                 marker: None,
                 written_at: now,
+                // Who wrote it is the decision log's to say: on every state record it would
+                // cost 38 bytes.
+                writer: None,
+                batch: None,
             };
             Ok(Outgoing {
                 topic: changelog.to_owned(),
-                partition: Some(partition),
-                key: registry.encode_key(&key),
+                partition: Some(state_partition(
+                    registry,
+                    &change.state_key,
+                    changelog_partitions,
+                )),
+                key: registry.encode_key(&change.state_key),
                 payload: registry.encode(&entry)?,
             })
         })
         .collect()
 }
 
-/// Which of a batch's changelog records (by index) carry the covered offsets: per partition,
-/// the last one that is not a tombstone, or every one if all are tombstones. A restore takes
-/// the highest offsets it reads, and the newest record of a partition is never compacted away
-/// (a later record of its key comes with a later batch, which has a carrier of its own); a
-/// tombstone may be, so it carries them only when nothing else in the batch can. On every
-/// record they cost about a third of an open order's record.
-fn offset_carriers(changes: &[(i32, String, Option<Vec<u8>>)]) -> BTreeSet<usize> {
-    let mut last_value: BTreeMap<i32, usize> = BTreeMap::new();
-    for (n, (partition, _, state)) in changes.iter().enumerate() {
-        if state.is_some() {
-            last_value.insert(*partition, n);
-        }
-    }
-    changes
-        .iter()
-        .enumerate()
-        .filter(|(n, (partition, _, _))| last_value.get(partition).is_none_or(|last| last == n))
-        .map(|(n, _)| n)
-        .collect()
+/// The changelog partition of a state key: that of its input key, the part before the first
+/// `/`.
+pub fn state_partition(registry: &SchemaRegistry, state_key: &str, partitions: i32) -> i32 {
+    let route = state_key.split('/').next().unwrap_or(state_key);
+    java_partition(&registry.encode_key(route), partitions)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::offset_carriers;
-
-    fn change(partition: i32, key: &str, tombstone: bool) -> (i32, String, Option<Vec<u8>>) {
-        (partition, key.to_owned(), (!tombstone).then(|| vec![1]))
+impl Outgoing {
+    /// The output as the decision log keeps it.
+    pub fn logged(&self) -> LoggedOutput {
+        LoggedOutput {
+            topic: self.topic.clone(),
+            key: self.key.clone(),
+            payload: self.payload.clone(),
+        }
     }
 
-    #[test]
-    fn the_last_value_of_each_partition_carries_the_offsets_and_tombstones_only_when_alone() {
-        let changes = vec![
-            change(0, "a", false),
-            change(1, "b/order/1", false),
-            change(0, "a/order/1", false),
-            change(0, "a/order/2", true),
-            change(1, "b", false),
-            change(2, "c/order/3", true),
-            change(2, "c/order/4", true),
-        ];
-        assert_eq!(
-            offset_carriers(&changes).into_iter().collect::<Vec<_>>(),
-            vec![2, 4, 5, 6]
-        );
+    /// A logged output, to be sent again as it was.
+    pub fn from_logged(output: &LoggedOutput) -> Outgoing {
+        Outgoing {
+            topic: output.topic.clone(),
+            partition: None,
+            key: output.key.clone(),
+            payload: output.payload.clone(),
+        }
     }
 }

@@ -1,20 +1,22 @@
-//! The consume → process → produce → changelog → commit loop.
+//! The consume → apply → log decisions → produce → state records → commit loop.
 
 use super::changelog::{restore, RestoreError, Restored};
+use super::decision_log::{self, Decisions, Logged};
 use super::decode::decode;
-use super::outgoing::{self, send_all};
-use crate::core::{Clock, Emit, Processor};
+use super::outgoing::{self, send_all, Outgoing};
+use crate::core::{Clock, Emit, Millis, Processor};
 use jivapay_platform::failure::{retry, Halt, CONSUME_ERROR_PAUSE};
 use jivapay_platform::health::{Health, LoopHealth};
 use jivapay_platform::kafka::{
     consumer_config, Broker, DeadLetters, LoopContext, ProduceError, RawRecord, Rebalanced,
     RecordProducer, STATISTICS_INTERVAL_MS,
 };
+use jivapay_schemas::records::{InputOffset, LoggedChange};
 use jivapay_schemas::{CodecError, SchemaRegistry};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -36,6 +38,48 @@ pub struct RuntimeConfig {
     pub instance_id: Option<String>,
     /// Where the loop reports its state (`processor <name>`).
     pub health: Health,
+    /// Where a test stops the loop as if its process died there (none in production).
+    pub crash_points: CrashPoints,
+}
+
+/// The steps of a batch after which a test can stop the loop as if its process died:
+/// nothing after the step is sent, committed or closed gracefully by the loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// The decision log is written; no output is sent.
+    AfterLog,
+    /// The outputs are sent; the state records are not.
+    AfterOutputs,
+    /// The state records are sent; the input offsets are not committed.
+    AfterState,
+}
+
+/// Asked at every [`CrashPoint`] of every batch that sends something: `true` stops the loop
+/// there with [`RuntimeError::Crashed`].
+#[derive(Clone, Default)]
+pub struct CrashPoints(Option<Arc<dyn Fn(CrashPoint) -> bool + Send + Sync>>);
+
+impl CrashPoints {
+    pub fn new(crash_at: impl Fn(CrashPoint) -> bool + Send + Sync + 'static) -> Self {
+        Self(Some(Arc::new(crash_at)))
+    }
+
+    fn check(&self, point: CrashPoint) -> Result<(), Halted> {
+        match &self.0 {
+            Some(crash_at) if crash_at(point) => Err(Some(RuntimeError::Crashed(point))),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::fmt::Debug for CrashPoints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "CrashPoints(set)"
+        } else {
+            "CrashPoints(none)"
+        })
+    }
 }
 
 impl RuntimeConfig {
@@ -48,6 +92,7 @@ impl RuntimeConfig {
             restore_timeout_ms: 60_000,
             instance_id: None,
             health: Health::default(),
+            crash_points: CrashPoints::default(),
         }
     }
 }
@@ -65,6 +110,16 @@ pub enum RuntimeError {
     Encode(#[from] CodecError),
     #[error("changelog topic {0} does not exist: run `jivapay topics create` first")]
     NoChangelog(String),
+    #[error("inputs and changelog are not co-partitioned: {0:?}")]
+    NotCoPartitioned(Vec<(String, i32)>),
+    #[error("state key {key} of a record of partition {partition} belongs to partition {belongs}")]
+    Misrouted {
+        key: String,
+        partition: i32,
+        belongs: i32,
+    },
+    #[error("stopped at {0:?} (a test's crash point)")]
+    Crashed(CrashPoint),
 }
 
 /// How a step ended early: `None` when the loop is stopping.
@@ -77,8 +132,8 @@ fn halted<E: Into<RuntimeError>>(halt: Halt<E>) -> Halted {
     }
 }
 
-/// Runs `make()`'s processor over `inputs` until `stop`. State lives in `changelog`. Returns
-/// an error only for a failure no retry mends.
+/// Runs `make()`'s processors (one per assigned partition) over `inputs` until `stop`. State
+/// lives in `changelog`. Returns an error only for a failure no retry mends.
 #[allow(clippy::too_many_arguments)]
 pub async fn run<P: Processor>(
     broker: &Broker,
@@ -112,16 +167,17 @@ pub async fn run<P: Processor>(
                 rebalanced,
                 producer: &producer,
                 dead_letters,
+                inputs,
                 changelog,
                 changelog_partitions: 0,
-                processor: make(),
+                name,
+                partitions: BTreeMap::new(),
+                writer: String::new(),
                 make: &make,
                 clock,
                 config: &config,
                 health: &health,
                 stop: &stop,
-                covered: HashMap::new(),
-                owned: BTreeSet::new(),
                 last_tick: Instant::now(),
             };
             worker.drive().await
@@ -150,6 +206,15 @@ fn received(message: &BorrowedMessage<'_>) -> RawRecord {
     }
 }
 
+/// One owned partition: its processor and what its state covers.
+pub(super) struct Partition<P> {
+    pub processor: P,
+    /// Per input topic, the next offset to apply (anything below it is covered by the state).
+    pub covered: BTreeMap<String, i64>,
+    /// The sequence of the last logged batch.
+    pub sequence: i64,
+}
+
 struct Worker<'a, P, M> {
     broker: &'a Broker,
     registry: &'a SchemaRegistry,
@@ -157,29 +222,24 @@ struct Worker<'a, P, M> {
     rebalanced: Rebalanced,
     producer: &'a RecordProducer,
     dead_letters: DeadLetters,
+    inputs: &'a [&'a str],
     changelog: &'a str,
     changelog_partitions: i32,
-    processor: P,
+    name: &'static str,
+    partitions: BTreeMap<i32, Partition<P>>,
+    /// The marker of the last restore: the id of this owner on what it writes.
+    writer: String,
     make: &'a M,
     clock: Arc<dyn Clock>,
     config: &'a RuntimeConfig,
     health: &'a LoopHealth,
     stop: &'a CancellationToken,
-    /// Input offsets the current state already covers (skip anything below them).
-    covered: HashMap<(String, i32), i64>,
-    owned: BTreeSet<i32>,
     last_tick: Instant,
 }
 
 impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
     async fn drive(&mut self) -> Result<(), RuntimeError> {
-        self.changelog_partitions = self
-            .broker
-            .partition_counts(&[self.changelog])
-            .await
-            .ok()
-            .and_then(|counts| counts.first().map(|(_, n)| *n))
-            .ok_or_else(|| RuntimeError::NoChangelog(self.changelog.to_owned()))?;
+        self.changelog_partitions = self.check_partitioning().await?;
         self.health.succeeded();
         loop {
             let Some((batch, consumed)) = self.read_batch().await else {
@@ -197,6 +257,27 @@ impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
                 Err(halted) => return halted.map_or(Ok(()), Err),
             }
         }
+    }
+
+    /// The changelog's partition count, which must be every input's (principle 4): a
+    /// partition's state, decisions and inputs share one number.
+    async fn check_partitioning(&self) -> Result<i32, RuntimeError> {
+        let mut topics: Vec<&str> = self.inputs.to_vec();
+        topics.push(self.changelog);
+        let counts = self
+            .broker
+            .partition_counts(&topics)
+            .await
+            .map_err(|_| RuntimeError::NoChangelog(self.changelog.to_owned()))?;
+        let changelog = counts
+            .iter()
+            .find(|(topic, _)| topic == self.changelog)
+            .map(|(_, n)| *n)
+            .ok_or_else(|| RuntimeError::NoChangelog(self.changelog.to_owned()))?;
+        if counts.iter().any(|(_, n)| *n != changelog) {
+            return Err(RuntimeError::NotCoPartitioned(counts));
+        }
+        Ok(changelog)
     }
 
     /// The next batch — empty when a tick interval passed without a record — and whether the
@@ -234,16 +315,17 @@ impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
         Some((batch, true))
     }
 
-    /// Rebuilds the whole state for what this instance owns now, from the changelog.
+    /// Rebuilds the state of every partition this instance owns now from the changelog, then
+    /// sends the newest logged batch of each again — its outputs may never have gone out —
+    /// and its state records, before any new input is applied.
     async fn rebuild(&mut self) -> Result<(), Halted> {
         let assignment = self.consumer.assignment().map_err(|e| Some(e.into()))?;
-        self.owned = assignment
+        let owned: BTreeSet<i32> = assignment
             .elements()
             .iter()
             .map(|e| e.partition())
             .collect();
-        let partitions: Vec<i32> = self.owned.iter().copied().collect();
-        let name = self.processor.name();
+        let partitions: Vec<i32> = owned.into_iter().collect();
         self.health.starting("restoring its state");
         let started = Instant::now();
         let (broker, registry, producer, changelog, make) = (
@@ -255,116 +337,160 @@ impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
         );
         let dead_letters = &self.dead_letters;
         let timeout = Duration::from_millis(self.config.restore_timeout_ms);
-        let (processor, restored): (P, Restored) = retry(self.health, self.stop, "restore", || {
+        let restored: Restored<P> = retry(self.health, self.stop, "restore", || {
             let partitions = &partitions;
             async move {
-                let mut processor = make();
-                let restored = restore(
+                restore(
                     broker,
                     registry,
                     producer,
                     dead_letters,
                     changelog,
                     partitions,
-                    &mut processor,
+                    make,
                     timeout,
                 )
-                .await?;
-                Ok::<_, RestoreError>((processor, restored))
+                .await
             }
         })
         .await
         .map_err(halted)?;
-        self.processor = processor;
-        self.covered = restored.covered;
+        let keys = restored.keys;
+        self.writer = restored.writer.clone();
+        self.partitions = partitions_of(restored.processors, &restored.covered, &restored.logged);
+        self.resend(restored.logged).await?;
         self.health.succeeded();
-        metrics::histogram!("jivapay_processor_restore_seconds", "stage" => name)
+        metrics::histogram!("jivapay_processor_restore_seconds", "stage" => self.name)
             .record(started.elapsed().as_secs_f64());
-        tracing::info!(processor = name, partitions = ?partitions, keys = restored.keys, "state restored");
+        tracing::info!(processor = self.name, partitions = ?partitions, keys, "state restored");
         Ok(())
     }
 
-    /// Applies a batch and sends what follows from it: outputs, then the changelog, then the
-    /// commit. A transient failure of a send retries the same bytes.
+    /// Applies a batch, partition by partition, and sends what follows from it in the order
+    /// the decision log needs: the logged decisions, then the outputs, then the state records,
+    /// then the commit. A transient failure of a send retries the same bytes.
     async fn handle(&mut self, batch: Vec<RawRecord>) -> Result<(), Halted> {
         let started = Instant::now();
-        let name = self.processor.name();
-        let mut outputs: Vec<Emit> = Vec::new();
-        let mut positions: HashMap<(String, i32), i64> = HashMap::new();
-        for record in batch {
-            let slot = (record.topic.clone(), record.partition);
-            if !self.owned.contains(&record.partition) {
-                continue; // fetched before a revocation
-            }
-            positions.insert(slot.clone(), record.offset + 1);
-            if self
-                .covered
-                .get(&slot)
-                .is_some_and(|next| record.offset < *next)
-            {
-                continue; // already applied before the last restore
-            }
-            metrics::counter!("jivapay_processor_records_in_total", "stage" => name, "topic" => record.topic.clone()).increment(1);
-            let Some(payload) = &record.payload else {
-                continue;
-            };
-            match decode(self.registry, &record.topic, payload) {
-                Ok(input) => outputs.extend(self.processor.apply(input, self.clock.now())),
-                Err(e) => {
-                    let reason = format!("undecodable: {e}");
-                    retry(self.health, self.stop, "dead letter", || {
-                        self.dead_letters.send(&record, &reason)
-                    })
-                    .await
-                    .map_err(halted)?;
-                }
-            }
-        }
-        if self.last_tick.elapsed() >= Duration::from_millis(self.config.tick_interval_ms) {
-            outputs.extend(self.processor.tick(self.clock.now()));
+        let tick = self.last_tick.elapsed() >= Duration::from_millis(self.config.tick_interval_ms);
+        if tick {
             self.last_tick = Instant::now();
         }
-        outputs.extend(self.processor.finish_batch(self.clock.now()));
-        let changes = self.processor.take_changes();
-        if outputs.is_empty() && changes.is_empty() && positions.is_empty() {
+        let mut applied = Applied::default();
+        for record in batch {
+            self.apply(record, &mut applied).await?;
+        }
+        let now = self.clock.now();
+        let mut sends = Sends::default();
+        for (number, partition) in &mut self.partitions {
+            let work = applied.work.remove(number).unwrap_or_default();
+            let decided = decide(partition, work, tick, now);
+            let Some((outputs, changes, positions)) = decided else {
+                continue;
+            };
+            let plan = Plan {
+                registry: self.registry,
+                changelog: self.changelog,
+                changelog_partitions: self.changelog_partitions,
+                writer: &self.writer,
+                now,
+            };
+            plan.add(&mut sends, *number, partition, outputs, changes, positions)
+                .map_err(Some)?;
+        }
+        if sends.log.is_empty() {
             return Ok(());
         }
-        // 1. Outputs, all acknowledged.
-        let records = outgoing::outputs(self.registry, &outputs).map_err(|e| Some(e.into()))?;
-        self.send(&records, "produce outputs").await?;
-        metrics::counter!("jivapay_processor_records_out_total", "stage" => name)
-            .increment(outputs.len() as u64);
-        // 2. State changes with the offsets they cover.
-        self.covered.extend(positions.clone());
-        let log = outgoing::changelog(
+        self.send(&sends.log, "write decision log").await?;
+        self.config.crash_points.check(CrashPoint::AfterLog)?;
+        self.send(&sends.outputs, "produce outputs").await?;
+        metrics::counter!("jivapay_processor_records_out_total", "stage" => self.name)
+            .increment(sends.outputs.len() as u64);
+        self.config.crash_points.check(CrashPoint::AfterOutputs)?;
+        self.send(&sends.state, "write state records").await?;
+        self.config.crash_points.check(CrashPoint::AfterState)?;
+        self.commit(&sends.commit);
+        metrics::histogram!("jivapay_processor_batch_seconds", "stage" => self.name)
+            .record(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Applies one input record to its partition's processor, unless it is covered already;
+    /// an undecodable one is dead-lettered.
+    async fn apply(&mut self, record: RawRecord, applied: &mut Applied) -> Result<(), Halted> {
+        let Some(partition) = self.partitions.get_mut(&record.partition) else {
+            return Ok(()); // fetched before a revocation
+        };
+        let work = applied.work.entry(record.partition).or_default();
+        work.positions
+            .insert(record.topic.clone(), record.offset + 1);
+        if partition
+            .covered
+            .get(&record.topic)
+            .is_some_and(|next| record.offset < *next)
+        {
+            return Ok(()); // applied before the last restore
+        }
+        metrics::counter!("jivapay_processor_records_in_total", "stage" => self.name, "topic" => record.topic.clone()).increment(1);
+        let Some(payload) = &record.payload else {
+            return Ok(());
+        };
+        match decode(self.registry, &record.topic, payload) {
+            Ok(input) => {
+                let now = self.clock.now();
+                work.outputs.extend(partition.processor.apply(input, now));
+                Ok(())
+            }
+            Err(e) => {
+                let reason = format!("undecodable: {e}");
+                retry(self.health, self.stop, "dead letter", || {
+                    self.dead_letters.send(&record, &reason)
+                })
+                .await
+                .map_err(halted)
+            }
+        }
+    }
+
+    /// After a restore: each partition's newest logged batch sent again as it was — outputs,
+    /// then state records. Consumers deduplicate what had gone out already.
+    async fn resend(&self, logged: BTreeMap<i32, Logged>) -> Result<(), Halted> {
+        let mut outputs = Vec::new();
+        let mut changes = Vec::new();
+        for batch in logged.into_values() {
+            outputs.extend(batch.decisions.outputs.iter().map(Outgoing::from_logged));
+            changes.extend(batch.decisions.changes);
+        }
+        let state = outgoing::state_records(
             self.registry,
             self.changelog,
             self.changelog_partitions,
-            changes,
-            &self.covered,
+            &changes,
             self.clock.now(),
         )
         .map_err(|e| Some(e.into()))?;
-        self.send(&log, "write changelog").await?;
-        // 3. Commit what was applied. A failed commit only means a restart replays from an
-        // older offset; the changelog's covered offsets skip what was applied.
-        if !positions.is_empty() {
-            let mut commit = TopicPartitionList::new();
-            for ((topic, partition), next) in &positions {
-                commit
-                    .add_partition_offset(topic, *partition, Offset::Offset(*next))
-                    .map_err(|e| Some(e.into()))?;
-            }
-            if let Err(e) = self.consumer.commit(&commit, CommitMode::Async) {
-                tracing::warn!(processor = name, error = %e, "commit failed; the next one covers it");
-            }
-        }
-        metrics::histogram!("jivapay_processor_batch_seconds", "stage" => name)
-            .record(started.elapsed().as_secs_f64());
-        Ok(())
+        self.send(&outputs, "send logged outputs again").await?;
+        self.send(&state, "write logged state records").await
     }
 
-    async fn send(&self, records: &[outgoing::Outgoing], what: &str) -> Result<(), Halted> {
+    /// Commits what was applied. A failed commit only means a restart replays from an older
+    /// offset; the decision log's covered offsets skip what was applied.
+    fn commit(&self, positions: &[(String, i32, i64)]) {
+        if positions.is_empty() {
+            return;
+        }
+        let mut commit = TopicPartitionList::new();
+        for (topic, partition, next) in positions {
+            if let Err(e) = commit.add_partition_offset(topic, *partition, Offset::Offset(*next)) {
+                tracing::warn!(processor = self.name, error = %e, "commit skipped");
+                return;
+            }
+        }
+        if let Err(e) = self.consumer.commit(&commit, CommitMode::Async) {
+            tracing::warn!(processor = self.name, error = %e, "commit failed; the next one covers it");
+        }
+    }
+
+    async fn send(&self, records: &[Outgoing], what: &str) -> Result<(), Halted> {
         if records.is_empty() {
             return Ok(());
         }
@@ -374,4 +500,158 @@ impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
         .await
         .map_err(halted)
     }
+}
+
+/// What a batch applied so far, per partition.
+#[derive(Default)]
+struct Applied {
+    work: BTreeMap<i32, Work>,
+}
+
+/// One partition's share of a batch: its outputs and the next offset of each input read.
+#[derive(Default)]
+struct Work {
+    outputs: Vec<Emit>,
+    positions: BTreeMap<String, i64>,
+}
+
+/// The end of a batch for one partition: its timers (when due), `finish_batch`, its state
+/// changes. `None` when the partition has nothing to log.
+#[allow(clippy::type_complexity)]
+fn decide<P: Processor>(
+    partition: &mut Partition<P>,
+    mut work: Work,
+    tick: bool,
+    now: Millis,
+) -> Option<(
+    Vec<Emit>,
+    Vec<(String, Option<Vec<u8>>)>,
+    BTreeMap<String, i64>,
+)> {
+    if tick {
+        work.outputs.extend(partition.processor.tick(now));
+    }
+    work.outputs.extend(partition.processor.finish_batch(now));
+    let changes = partition.processor.take_changes();
+    if work.outputs.is_empty() && changes.is_empty() && work.positions.is_empty() {
+        return None;
+    }
+    Some((work.outputs, changes, work.positions))
+}
+
+/// The records a batch sends, in the order it sends them.
+#[derive(Default)]
+struct Sends {
+    log: Vec<Outgoing>,
+    outputs: Vec<Outgoing>,
+    state: Vec<Outgoing>,
+    commit: Vec<(String, i32, i64)>,
+}
+
+/// How one partition's decisions become records.
+struct Plan<'a> {
+    registry: &'a SchemaRegistry,
+    changelog: &'a str,
+    changelog_partitions: i32,
+    writer: &'a str,
+    now: Millis,
+}
+
+impl Plan<'_> {
+    /// Adds one partition's decisions to `sends`: the next batch of its decision log, its
+    /// outputs, its state records and the offsets to commit.
+    fn add<P>(
+        &self,
+        sends: &mut Sends,
+        number: i32,
+        partition: &mut Partition<P>,
+        outputs: Vec<Emit>,
+        changes: Vec<(String, Option<Vec<u8>>)>,
+        positions: BTreeMap<String, i64>,
+    ) -> Result<(), RuntimeError> {
+        let outputs = outgoing::outputs(self.registry, &outputs)?;
+        let changes: Vec<LoggedChange> = changes
+            .into_iter()
+            .map(|(state_key, state)| LoggedChange { state_key, state })
+            .collect();
+        let state = outgoing::state_records(
+            self.registry,
+            self.changelog,
+            self.changelog_partitions,
+            &changes,
+            self.now,
+        )?;
+        if let Some((record, change)) = state
+            .iter()
+            .zip(&changes)
+            .find(|(record, _)| record.partition != Some(number))
+        {
+            return Err(RuntimeError::Misrouted {
+                key: change.state_key.clone(),
+                partition: number,
+                belongs: record.partition.unwrap_or_default(),
+            });
+        }
+        for (topic, next) in &positions {
+            partition.covered.insert(topic.clone(), *next);
+            sends.commit.push((topic.clone(), number, *next));
+        }
+        let decisions = Decisions {
+            covered: covered_offsets(number, &partition.covered),
+            changes,
+            outputs: outputs.iter().map(Outgoing::logged).collect(),
+        };
+        partition.sequence += 1;
+        sends.log.extend(decision_log::chunks(
+            self.registry,
+            self.changelog,
+            number,
+            partition.sequence,
+            self.writer,
+            decisions,
+            self.now,
+        )?);
+        sends.outputs.extend(outputs);
+        sends.state.extend(state);
+        Ok(())
+    }
+}
+
+fn covered_offsets(partition: i32, covered: &BTreeMap<String, i64>) -> Vec<InputOffset> {
+    covered
+        .iter()
+        .map(|(topic, offset)| InputOffset {
+            topic: topic.clone(),
+            partition,
+            offset: *offset,
+        })
+        .collect()
+}
+
+/// The restored processors with what their state covers and the sequence of their last
+/// logged batch.
+fn partitions_of<P>(
+    processors: BTreeMap<i32, P>,
+    covered: &HashMap<(String, i32), i64>,
+    logged: &BTreeMap<i32, Logged>,
+) -> BTreeMap<i32, Partition<P>> {
+    processors
+        .into_iter()
+        .map(|(number, processor)| {
+            let covered = covered
+                .iter()
+                .filter(|((_, p), _)| *p == number)
+                .map(|((topic, _), offset)| (topic.clone(), *offset))
+                .collect();
+            let sequence = logged.get(&number).map_or(0, |l| l.sequence);
+            (
+                number,
+                Partition {
+                    processor,
+                    covered,
+                    sequence,
+                },
+            )
+        })
+        .collect()
 }

@@ -8,9 +8,8 @@ use super::machine::OrderState;
 use super::{OpenOrder, TraderBookProcessor, TraderState, RECENT_IDS};
 use crate::core::{Input, Processor};
 use jivapay_schemas::records::{
-    ChangelogEntry, Direction, InputOffset, OrderRouted, PostingKind, TraderCommandKind as K,
+    ChangelogEntry, Direction, OrderRouted, PostingKind, TraderCommandKind as K,
 };
-use jivapay_schemas::topics::{ORDERS_ROUTED, TRADER_COMMANDS, TRADER_POSTINGS};
 use jivapay_schemas::SchemaRegistry;
 use uuid::Uuid;
 
@@ -81,28 +80,20 @@ fn restored(b: &Book, changelog: &Changelog) -> TraderBookProcessor {
     book
 }
 
-/// Kafka key and value bytes of the runtime's changelog entry around a state (for the
-/// record only: the envelope, with its copy of the key and the covered input offsets, is the
-/// runtime's and the same for every processor). One record per partition and batch carries
-/// the offsets (`with_offsets`), the others none.
-fn on_the_topic(key: &str, state: &[u8], with_offsets: bool) -> usize {
+/// Kafka key and value bytes of the runtime's state record around a state (for the record
+/// only: the envelope, with its copy of the key, is the runtime's and the same for every
+/// processor; the covered offsets are the decision log's, once per partition and batch).
+fn on_the_topic(key: &str, state: &[u8]) -> usize {
     let registry = SchemaRegistry::builtin().unwrap();
-    let covered_offsets = [ORDERS_ROUTED, TRADER_COMMANDS, TRADER_POSTINGS]
-        .into_iter()
-        .filter(|_| with_offsets)
-        .map(|topic| InputOffset {
-            topic: topic.to_owned(),
-            partition: 3,
-            offset: 1_000_000,
-        })
-        .collect();
     let entry = ChangelogEntry {
         state_key: key.to_owned(),
         state: Some(state.to_vec()),
         state_schema_id: None,
-        covered_offsets,
+        covered_offsets: Vec::new(),
         marker: None,
         written_at: T0,
+        writer: None,
+        batch: None,
     };
     registry.encode_key(key).len() + registry.encode(&entry).unwrap().len()
 }
@@ -123,10 +114,9 @@ fn an_open_order_record_with_its_key_stays_within_256_bytes() {
         };
         let json = key.len() + serde_json::to_vec(&record).unwrap().len();
         eprintln!(
-            "open order record: {bytes} bytes (key {}), as JSON {json}; on the topic {} ({} when it carries its batch's offsets)",
+            "open order record: {bytes} bytes (key {}), as JSON {json}; on the topic {}",
             key.len(),
-            on_the_topic(&key, value, false),
-            on_the_topic(&key, value, true)
+            on_the_topic(&key, value),
         );
         assert!(bytes <= 256, "{bytes} bytes per open order");
     }

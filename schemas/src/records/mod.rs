@@ -19,7 +19,7 @@ pub use master::{
     ModerationStatus, Rate, Requisite, RequisiteKind, Setting, SettingType, Store, StoreCommission,
     Trader, TraderCommission,
 };
-pub use ops::{ChangelogEntry, DeadLetter, InputOffset};
+pub use ops::{ChangelogEntry, DeadLetter, InputOffset, LoggedBatch, LoggedChange, LoggedOutput};
 pub use orders::{
     CandidateDecision, CandidateOutcome, Direction, OrderEvent, OrderEventKind, OrderRequested,
     OrderRouted, OrderScreened, OrderStatus,

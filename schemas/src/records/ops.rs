@@ -20,6 +20,42 @@ pub struct ChangelogEntry {
     pub covered_offsets: Vec<InputOffset>,
     pub marker: Option<String>,
     pub written_at: i64,
+    /// The restore marker of the instance that wrote the record (v2).
+    #[serde(default)]
+    pub writer: Option<String>,
+    /// Set on a batch record: one chunk of a batch's logged decisions (v2).
+    #[serde(default)]
+    pub batch: Option<LoggedBatch>,
+}
+
+/// One chunk of a batch's decisions, written before any of its outputs is produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoggedBatch {
+    /// The batch's number in its partition, from 1.
+    pub sequence: i64,
+    pub chunk: i32,
+    /// The batch counts only once every chunk was read.
+    pub chunks: i32,
+    pub changes: Vec<LoggedChange>,
+    pub outputs: Vec<LoggedOutput>,
+}
+
+/// A state change of a logged batch: as a state record would carry it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoggedChange {
+    pub state_key: String,
+    #[serde(with = "opt_bytes")]
+    pub state: Option<Vec<u8>>,
+}
+
+/// An output of a logged batch, encoded as it is produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoggedOutput {
+    pub topic: String,
+    #[serde(with = "serde_bytes")]
+    pub key: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
 }
 
 /// `deadletters`, key = source topic.
