@@ -5,6 +5,7 @@
 //! message saying how to start it: nothing is silently skipped.
 
 pub mod admin;
+pub mod black_hole;
 pub mod callbacks;
 pub mod demo;
 pub mod fault_proxy;
