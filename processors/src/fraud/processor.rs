@@ -2,7 +2,8 @@
 
 use super::rules::{self, Velocity, Verdict};
 use super::settings::FraudSettings;
-use super::state::{StateKey, StoreBalance, StoreState, CUSTOMER_WINDOW_MS, STORE_WINDOW_MS};
+use super::state::{StateKey, StoreBalance, StoreState};
+use super::window::{CUSTOMER_SPAN, STORE_SPAN};
 use crate::core::{derived_id, pool, Emit, Input, MasterData, Millis, Processor};
 use jivapay_domain::StoreId;
 use jivapay_schemas::records::{
@@ -70,11 +71,7 @@ impl FraudProcessor {
                     .requested_at
                     .max(now.saturating_sub(MAX_LATENESS_MS))
                     .min(now);
-                let store_earlier = state.orders_last_minute.count_then_record(
-                    at,
-                    STORE_WINDOW_MS,
-                    settings.store_orders_per_minute,
-                );
+                let store_earlier = state.orders_last_minute.count_then_record(at, STORE_SPAN);
                 self.dirty.insert(StateKey::Store(store_id));
                 let customer_earlier = order.customer_id.as_ref().map(|customer| {
                     self.dirty
@@ -83,11 +80,7 @@ impl FraudProcessor {
                         .customers
                         .entry(customer.clone())
                         .or_default()
-                        .count_then_record(
-                            at,
-                            CUSTOMER_WINDOW_MS,
-                            settings.customer_orders_per_hour,
-                        )
+                        .count_then_record(at, CUSTOMER_SPAN)
                 });
                 rules::assess(
                     &order,
@@ -138,7 +131,7 @@ impl FraudProcessor {
                 dirty.insert(StateKey::Posting(*store_id, id));
             }
             state.customers.retain(|customer, window| {
-                let keep = !window.is_stale(now, CUSTOMER_WINDOW_MS + MAX_LATENESS_MS);
+                let keep = !window.is_stale(now, CUSTOMER_SPAN, MAX_LATENESS_MS);
                 if !keep {
                     dirty.insert(StateKey::Customer(*store_id, customer.clone()));
                 }

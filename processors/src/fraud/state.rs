@@ -6,10 +6,10 @@
 //!
 //! | state key | value |
 //! |---|---|
-//! | `{store}` | the store's 60 s order window and its balances per currency |
+//! | `{store}` | the store's 60 s order window (orders per second) and its balances per currency |
 //! | `{store}/order/{order_id}` | when the order was first seen (deduplication) |
 //! | `{store}/posting/{posting_id}` | when the posting was applied (each posting once) |
-//! | `{store}/customer/{customer_id}` | the customer's one-hour order window |
+//! | `{store}/customer/{customer_id}` | the customer's one-hour order window (orders per minute) |
 //!
 //! Every key starts with the store id, the key of the input partition. A key's changelog
 //! record must land in that store's partition, so that the instance owning the store restores
@@ -23,11 +23,12 @@
 //! repeated external order id from its own store. Decisions ignore an id older than the
 //! retention even before it is swept, so the outcome does not depend on when sweeps ran.
 
+use super::window::Window;
 use crate::core::Millis;
 use jivapay_domain::{OrderId, StoreId};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use uuid::Uuid;
 
@@ -35,10 +36,6 @@ use uuid::Uuid;
 pub const SEEN_RETENTION_MS: Millis = 7 * 24 * 3600 * 1000;
 /// How many order ids (and, separately, posting ids) one store remembers at most.
 pub const SEEN_MAX_PER_STORE: usize = 100_000;
-/// Width of the per-store velocity window.
-pub const STORE_WINDOW_MS: Millis = 60_000;
-/// Width of the per-customer velocity window.
-pub const CUSTOMER_WINDOW_MS: Millis = 3_600_000;
 
 /// A changelog key of fraud's state.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -85,51 +82,6 @@ impl StateKey {
             (Some("customer"), Some(id)) => Some(StateKey::Customer(store, id.to_string())),
             _ => None,
         }
-    }
-}
-
-/// Sorted times of recent orders, within a sliding window.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Window {
-    at: VecDeque<Millis>,
-}
-
-impl Window {
-    /// Counts the orders already recorded in the `width_ms` before `at` (or after it: orders
-    /// from another ingest instance may arrive slightly out of order), then records `at`.
-    ///
-    /// Only the `keep` newest times are kept: the decision "at least `keep` earlier orders" is
-    /// exact with them, and a store flooding the gateway cannot grow the record without bound.
-    pub fn count_then_record(&mut self, at: Millis, width_ms: Millis, keep: usize) -> usize {
-        let since = at.saturating_sub(width_ms);
-        let earlier = self.at.len() - self.at.partition_point(|t| *t <= since);
-        let position = self.at.partition_point(|t| *t <= at);
-        self.at.insert(position, at);
-        while self.at.len() > keep.max(1) {
-            self.at.pop_front();
-        }
-        if let Some(newest) = self.at.back().copied() {
-            while self
-                .at
-                .front()
-                .is_some_and(|t| *t <= newest.saturating_sub(width_ms))
-            {
-                self.at.pop_front();
-            }
-        }
-        earlier
-    }
-
-    /// True when nothing in the window can count any more at `now`.
-    pub fn is_stale(&self, now: Millis, width_ms: Millis) -> bool {
-        self.at
-            .back()
-            .is_none_or(|t| *t <= now.saturating_sub(width_ms))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.at.is_empty()
     }
 }
 

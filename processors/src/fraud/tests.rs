@@ -392,7 +392,9 @@ fn more_than_the_store_limit_within_a_minute_goes_to_review() {
     let at = T0 + 60_000;
     let out = run(&mut p, order(5, Some("10.00"), None, at), at);
     assert_eq!(verdict(&out).0, OrderStatus::Review);
-    let at = T0 + 62_000;
+    // The window counts whole seconds (`window.rs`): at 62 s the second of the order at 2 s
+    // would still count, the window's edge cutting it; at 63 s it has left.
+    let at = T0 + 63_000;
     let out = run(&mut p, order(6, Some("10.00"), None, at), at);
     assert_eq!(verdict(&out).0, OrderStatus::Created);
 }
@@ -467,11 +469,12 @@ fn more_than_the_customer_limit_within_an_hour_goes_to_review() {
         OrderStatus::Created
     );
     // An hour after the first two, the customer is free again... except for the review at 20.
+    // The window counts whole minutes: the one of the order at 10 counts until 71.
     assert_eq!(
         verdict(&run(
             &mut p,
-            order(7, Some("1.00"), Some("c"), at(70)),
-            at(70)
+            order(7, Some("1.00"), Some("c"), at(71)),
+            at(71)
         ))
         .0,
         OrderStatus::Created
