@@ -121,6 +121,12 @@ pub trait Processor: Send + 'static {
 
     /// Loads one key's state from the changelog (`None`: deleted), before any input is applied.
     fn restore(&mut self, key: &str, state: Option<&[u8]>);
+
+    /// From now on, fire timers only up to `watermark` (ARCHITECTURE principle 8): every
+    /// command accepted before it has been applied. For processors whose kind names a
+    /// marked input (`ProcessorKind::time_markers`) the runtime calls it with `Millis::MIN`
+    /// after a restore, then for every time marker it reads. Never called: timers fire at `now`.
+    fn hold_timers_until(&mut self, _watermark: Millis) {}
 }
 
 /// Master data as the processors see it: compacted topics held as tables.

@@ -52,6 +52,7 @@ pub async fn launch(
     let config = RuntimeConfig {
         instance_id: kafka.instance_id.clone(),
         health,
+        time_markers: kind.time_markers(),
         ..RuntimeConfig::new(format!("{}.{}", kafka.group_prefix, kind.name()))
     };
     let clock = Arc::new(SystemClock);

@@ -57,6 +57,16 @@ impl ProcessorKind {
         }
     }
 
+    /// The input this processor's loop writes time markers to, when its timers race
+    /// commands: the trader book's payment windows and confirmation timeouts against the
+    /// customers' and traders' confirmations (`runtime/time_markers.rs`).
+    pub fn time_markers(&self) -> Option<&'static str> {
+        match self {
+            ProcessorKind::TraderBook => Some(TRADER_COMMANDS),
+            ProcessorKind::Fraud | ProcessorKind::Router | ProcessorKind::Commissions => None,
+        }
+    }
+
     /// The compacted topic that holds this processor's state.
     pub fn changelog(&self) -> &'static str {
         match self {

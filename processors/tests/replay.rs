@@ -1,7 +1,8 @@
 //! Replays never decide again (ARCHITECTURE §2, principle 4), against a real broker
 //! (embedded): a processor stopped at each step of a batch, as if its process died there,
 //! and restarted after its clock or master data moved on, emits what it had decided — never
-//! a second, different decision.
+//! a second, different decision. And time is judged by when things happened (principle 8): a
+//! confirmation accepted before the deadline wins over the timer however late it is read.
 
 use jivapay_domain::{OrderId, UsdtAmount};
 use jivapay_platform::kafka::{Broker, RecordConsumer, RecordProducer};
@@ -69,6 +70,7 @@ impl Pipeline {
         let stop = CancellationToken::new();
         let mut config = RuntimeConfig {
             tick_interval_ms: 100,
+            time_markers: kind.time_markers(),
             ..RuntimeConfig::new(format!("replay.{}", kind.name()))
         };
         if let Some(point) = crash_at {
@@ -338,12 +340,14 @@ fn events_by_sequence(events: &[OrderEvent], order: OrderId) -> BTreeMap<i32, Or
     by_sequence.into_iter().map(|(s, e)| (s, e.kind)).collect()
 }
 
-/// (c) On the old order of steps the restarted book, restored to ASSIGNED at a clock past
-/// the payment window, expired the order with the sequence CLIENT_CONFIRMED had already used.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_book_stopped_after_its_outputs_gives_no_second_final_answer() {
-    let pipeline = Pipeline::new().await;
-    let master = Arc::new(InMemoryMasterData::default());
+/// A book with the sample trader (a day to confirm), funded, with the sample order assigned
+/// at `clock`; the book is stopped again. Returns the events read so far.
+async fn book_with_an_assigned_order(
+    pipeline: &Pipeline,
+    master: &Arc<InMemoryMasterData>,
+    events: &RecordConsumer,
+    clock: &ManualClock,
+) -> Vec<OrderEvent> {
     let trader = samples::trader();
     master
         .traders
@@ -356,21 +360,14 @@ async fn a_book_stopped_after_its_outputs_gives_no_second_final_answer() {
         .lock()
         .unwrap()
         .insert(timeout.into(), setting(timeout, "86400"));
-    let events = pipeline.reader(ORDERS_EVENTS);
-    let clock = ManualClock::at(samples::AT + 1_000);
-    let make = {
-        let master = master.clone();
-        move || TraderBookProcessor::new(master.clone() as Arc<dyn MasterData>)
-    };
     let key = trader.trader_id.to_string();
-    let order = samples::order_routed();
     let deposit = TraderCommand {
         amount: Some(UsdtAmount::try_from(Decimal::from(1_000)).unwrap()),
         ..command(1, TraderCommandKind::Deposit, None)
     };
-    let first = pipeline.start(
+    let book = pipeline.start(
         ProcessorKind::TraderBook,
-        make.clone(),
+        book_maker(master),
         Arc::new(clock.clone()),
         None,
     );
@@ -379,10 +376,76 @@ async fn a_book_stopped_after_its_outputs_gives_no_second_final_answer() {
     pipeline.send(TRADER_COMMANDS, &key, &deposit).await;
     read_all::<LedgerTransfer>(&transfers, 1).await;
     transfers.close().ok();
-    pipeline.send(ORDERS_ROUTED, &key, &order).await;
-    let assigned = read_all::<OrderEvent>(&events, 1).await;
+    pipeline
+        .send(ORDERS_ROUTED, &key, &samples::order_routed())
+        .await;
+    let assigned = read_all::<OrderEvent>(events, 1).await;
     assert!(assigned.iter().any(|e| e.kind == OrderEventKind::Assigned));
-    first.stop().await;
+    book.stop().await;
+    assigned
+}
+
+fn book_maker(
+    master: &Arc<InMemoryMasterData>,
+) -> impl Fn() -> TraderBookProcessor + Clone + Send + Sync + 'static {
+    let master = master.clone();
+    move || TraderBookProcessor::new(master.clone() as Arc<dyn MasterData>)
+}
+
+/// (b) The customer's confirmation was accepted a second before the payment window closed,
+/// but the book reads it only after the window (it was down): the confirmation wins. Before
+/// time markers the book fired the expiry first — the timer ran on processing time — and then
+/// refused the confirmation the customer had been answered 202 for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b_a_confirmation_accepted_in_time_wins_however_late_the_book_reads_it() {
+    let pipeline = Pipeline::new().await;
+    let master = Arc::new(InMemoryMasterData::default());
+    let events = pipeline.reader(ORDERS_EVENTS);
+    let clock = ManualClock::at(samples::AT + 1_000);
+    let mut all = book_with_an_assigned_order(&pipeline, &master, &events, &clock).await;
+
+    let order = samples::order_routed();
+    let deadline = order.expires_at.unwrap();
+    let confirmed = TraderCommand {
+        issued_at: deadline - 1_000,
+        ..command(2, TraderCommandKind::ClientConfirmed, Some(order.order_id))
+    };
+    let key = order.trader_id.to_string();
+    pipeline.send(TRADER_COMMANDS, &key, &confirmed).await;
+    clock.set(deadline + 60_000);
+    let book = pipeline.start(
+        ProcessorKind::TraderBook,
+        book_maker(&master),
+        Arc::new(clock.clone()),
+        None,
+    );
+    all.extend(read_all::<OrderEvent>(&events, 1).await);
+    book.stop().await;
+    events.close().ok();
+    pipeline.close();
+
+    let kinds: Vec<OrderEventKind> = events_by_sequence(&all, order.order_id)
+        .into_values()
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![OrderEventKind::Assigned, OrderEventKind::ClientConfirmed],
+        "confirmed, and never expired"
+    );
+}
+
+/// (c) On the old order of steps the restarted book, restored to ASSIGNED at a clock past
+/// the payment window, expired the order with the sequence CLIENT_CONFIRMED had already used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_book_stopped_after_its_outputs_gives_no_second_final_answer() {
+    let pipeline = Pipeline::new().await;
+    let master = Arc::new(InMemoryMasterData::default());
+    let events = pipeline.reader(ORDERS_EVENTS);
+    let clock = ManualClock::at(samples::AT + 1_000);
+    let assigned = book_with_an_assigned_order(&pipeline, &master, &events, &clock).await;
+    let make = book_maker(&master);
+    let order = samples::order_routed();
+    let key = order.trader_id.to_string();
 
     let confirmed = command(2, TraderCommandKind::ClientConfirmed, Some(order.order_id));
     pipeline.send(TRADER_COMMANDS, &key, &confirmed).await;

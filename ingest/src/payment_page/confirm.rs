@@ -1,7 +1,9 @@
 //! "I have paid": the customer's confirmation becomes a CLIENT_CONFIRMED command for the trader
 //! book (key = trader), with the key of the receipt when one was uploaded. The command id is
 //! derived from the order, so pressing the button twice is one confirmation. Only an assigned
-//! order within its payment window can be confirmed.
+//! order within its payment window can be confirmed: the command carries the time it was
+//! accepted, and a confirmation accepted before the deadline wins over the expiry timer however
+//! late the trader book reads it (ARCHITECTURE principle 8).
 //!
 //! The page's form is `multipart/form-data` with an optional file field `receipt` (see
 //! [`super::receipts`]); a form without a file (or an older, url-encoded one) confirms without
@@ -29,12 +31,16 @@ pub const RECEIPT_FIELD: &str = "receipt";
 pub(crate) fn confirmable(view: &PaymentView) -> ApiResult<Uuid> {
     match (view.can_confirm, view.trader_id) {
         (true, Some(trader)) => Ok(trader),
-        _ => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "not_confirmable",
-            format!("the payment is {} and cannot be confirmed now", view.status),
-        )),
+        _ => Err(not_confirmable(view)),
     }
+}
+
+fn not_confirmable(view: &PaymentView) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "not_confirmable",
+        format!("the payment is {} and cannot be confirmed now", view.status),
+    )
 }
 
 /// Sends CLIENT_CONFIRMED for a confirmable `view` (see [`confirmable`]).
@@ -44,12 +50,14 @@ pub(crate) async fn confirm_with_receipt(
     trader_id: Uuid,
     receipt_key: Option<&str>,
 ) -> ApiResult<()> {
-    let command = trader_commands::client_confirmed(
-        view.order_id,
-        trader_id,
-        receipt_key,
-        chrono::Utc::now().timestamp_millis(),
-    );
+    // The book judges the confirmation by this stamp against the payment window, however
+    // late it reads it: one stamped at the deadline or after it would be refused there.
+    let issued_at = chrono::Utc::now().timestamp_millis();
+    if issued_at >= view.expires_at.timestamp_millis() {
+        return Err(not_confirmable(view));
+    }
+    let command =
+        trader_commands::client_confirmed(view.order_id, trader_id, receipt_key, issued_at);
     jivapay_platform::trader_commands::send(&state.producer, &command).await
 }
 

@@ -127,18 +127,20 @@ impl RecordProducer {
         self.delivered(topic, self.producer.send(record, Timeout::Never).await)
     }
 
-    /// Sends bytes to one partition chosen by the caller (restore markers of changelogs).
+    /// Sends bytes to one partition chosen by the caller (restore markers of changelogs;
+    /// time markers, which have no value).
     pub async fn send_bytes_to_partition(
         &self,
         topic: &str,
         partition: i32,
         key: &[u8],
-        payload: &[u8],
+        payload: Option<&[u8]>,
     ) -> Result<Delivered, ProduceError> {
-        let record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
-            .partition(partition)
-            .key(key)
-            .payload(payload);
+        let mut record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(topic).partition(partition).key(key);
+        if let Some(payload) = payload {
+            record = record.payload(payload);
+        }
         self.delivered(topic, self.producer.send(record, Timeout::Never).await)
     }
 

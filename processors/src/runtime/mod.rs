@@ -4,7 +4,8 @@
 //! they cover) to its changelog partition, then produce the outputs, then write the state
 //! records, then commit. On every (re)assignment each partition's state is rebuilt from the
 //! changelog, its newest logged batch is sent again as it was, and inputs it covers are
-//! skipped.
+//! skipped. Processors with timers get time markers (`time_markers.rs`): a timer fires only
+//! once every command accepted before its deadline has been read.
 //!
 //! Guarantee: effectively once without Kafka transactions, and replays that never decide
 //! differently (principle 4). A crash before the log is written loses nothing anyone saw:
@@ -20,6 +21,7 @@ mod decision_log;
 mod decode;
 mod outgoing;
 mod run;
+mod time_markers;
 
 pub use changelog::{restore, RestoreError, Restored};
 pub use run::{run, CrashPoint, CrashPoints, RuntimeConfig, RuntimeError};

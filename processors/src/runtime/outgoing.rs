@@ -24,7 +24,12 @@ pub async fn send_all(producer: &RecordProducer, records: &[Outgoing]) -> Result
         match record.partition {
             Some(partition) => {
                 producer
-                    .send_bytes_to_partition(&record.topic, partition, &record.key, &record.payload)
+                    .send_bytes_to_partition(
+                        &record.topic,
+                        partition,
+                        &record.key,
+                        Some(&record.payload),
+                    )
                     .await
             }
             None => {

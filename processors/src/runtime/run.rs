@@ -4,6 +4,7 @@ use super::changelog::{restore, RestoreError, Restored};
 use super::decision_log::{self, Decisions, Logged};
 use super::decode::decode;
 use super::outgoing::{self, send_all, Outgoing};
+use super::time_markers;
 use crate::core::{Clock, Emit, Millis, Processor};
 use jivapay_platform::failure::{retry, Halt, CONSUME_ERROR_PAUSE};
 use jivapay_platform::health::{Health, LoopHealth};
@@ -40,6 +41,10 @@ pub struct RuntimeConfig {
     pub health: Health,
     /// Where a test stops the loop as if its process died there (none in production).
     pub crash_points: CrashPoints,
+    /// The input this loop writes time markers to and reads them back from
+    /// (`time_markers.rs`): its processor's timers then fire only up to what every accepted
+    /// command is known to precede. `ProcessorKind::time_markers`.
+    pub time_markers: Option<&'static str>,
 }
 
 /// The steps of a batch after which a test can stop the loop as if its process died:
@@ -93,6 +98,7 @@ impl RuntimeConfig {
             instance_id: None,
             health: Health::default(),
             crash_points: CrashPoints::default(),
+            time_markers: None,
         }
     }
 }
@@ -358,6 +364,12 @@ impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
         let keys = restored.keys;
         self.writer = restored.writer.clone();
         self.partitions = partitions_of(restored.processors, &restored.covered, &restored.logged);
+        if self.config.time_markers.is_some() {
+            // No timer fires before a marker written after this restore comes back.
+            for partition in self.partitions.values_mut() {
+                partition.processor.hold_timers_until(Millis::MIN);
+            }
+        }
         self.resend(restored.logged).await?;
         self.health.succeeded();
         metrics::histogram!("jivapay_processor_restore_seconds", "stage" => self.name)
@@ -374,6 +386,7 @@ impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
         let tick = self.last_tick.elapsed() >= Duration::from_millis(self.config.tick_interval_ms);
         if tick {
             self.last_tick = Instant::now();
+            self.write_time_markers().await?;
         }
         let mut applied = Applied::default();
         for record in batch {
@@ -383,10 +396,18 @@ impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
         let mut sends = Sends::default();
         for (number, partition) in &mut self.partitions {
             let work = applied.work.remove(number).unwrap_or_default();
+            let markers_only = !work.decided;
             let decided = decide(partition, work, tick, now);
             let Some((outputs, changes, positions)) = decided else {
                 continue;
             };
+            if markers_only && outputs.is_empty() && changes.is_empty() {
+                // Time markers decide nothing: their offsets are committed, not logged.
+                for (topic, next) in positions {
+                    sends.commit.push((topic, *number, next));
+                }
+                continue;
+            }
             let plan = Plan {
                 registry: self.registry,
                 changelog: self.changelog,
@@ -398,6 +419,7 @@ impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
                 .map_err(Some)?;
         }
         if sends.log.is_empty() {
+            self.commit(&sends.commit);
             return Ok(());
         }
         self.send(&sends.log, "write decision log").await?;
@@ -417,6 +439,7 @@ impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
     /// Applies one input record to its partition's processor, unless it is covered already;
     /// an undecodable one is dead-lettered.
     async fn apply(&mut self, record: RawRecord, applied: &mut Applied) -> Result<(), Halted> {
+        let marker = self.time_marker(&record);
         let Some(partition) = self.partitions.get_mut(&record.partition) else {
             return Ok(()); // fetched before a revocation
         };
@@ -430,7 +453,14 @@ impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
         {
             return Ok(()); // applied before the last restore
         }
+        if let Some(stamp) = marker {
+            partition
+                .processor
+                .hold_timers_until(time_markers::timers_until(stamp));
+            return Ok(());
+        }
         metrics::counter!("jivapay_processor_records_in_total", "stage" => self.name, "topic" => record.topic.clone()).increment(1);
+        work.decided = true;
         let Some(payload) = &record.payload else {
             return Ok(());
         };
@@ -449,6 +479,32 @@ impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
                 .map_err(halted)
             }
         }
+    }
+
+    /// The stamp of `record` if it is a time marker of this loop's marked input.
+    fn time_marker(&self, record: &RawRecord) -> Option<Millis> {
+        let topic = self.config.time_markers?;
+        (record.topic == topic)
+            .then(|| time_markers::stamp_of(self.registry, record))
+            .flatten()
+    }
+
+    /// A time marker to every owned partition of the marked input, stamped now.
+    async fn write_time_markers(&self) -> Result<(), Halted> {
+        let Some(topic) = self.config.time_markers else {
+            return Ok(());
+        };
+        let partitions: Vec<i32> = self.partitions.keys().copied().collect();
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        let stamp = self.clock.now();
+        let (producer, registry) = (self.producer, self.registry);
+        retry(self.health, self.stop, "write time markers", || {
+            time_markers::write(producer, registry, topic, &partitions, stamp)
+        })
+        .await
+        .map_err(halted)
     }
 
     /// After a restore: each partition's newest logged batch sent again as it was — outputs,
@@ -513,6 +569,8 @@ struct Applied {
 struct Work {
     outputs: Vec<Emit>,
     positions: BTreeMap<String, i64>,
+    /// Whether a record other than a time marker was read.
+    decided: bool,
 }
 
 /// The end of a batch for one partition: its timers (when due), `finish_batch`, its state

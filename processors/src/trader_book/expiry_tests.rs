@@ -155,10 +155,11 @@ fn the_confirmation_timeout_still_runs_from_the_customers_confirmation() {
     b.apply(Input::Routed(routed(1, "5000")), T0);
     let confirmed_at = T0 + 100 * SEC;
     let out = b.apply(
-        order_command(
+        order_command_at(
             1,
             jivapay_schemas::records::TraderCommandKind::ClientConfirmed,
             1,
+            confirmed_at,
         ),
         confirmed_at,
     );

@@ -242,6 +242,18 @@ pub fn order_command(n: u128, kind: TraderCommandKind, order_n: u128) -> Input {
     Input::Command(command(n, kind, Some(order_id(order_n)), None))
 }
 
+/// The same, accepted by its HTTP edge at `issued_at`.
+pub fn order_command_at(
+    n: u128,
+    kind: TraderCommandKind,
+    order_n: u128,
+    issued_at: Millis,
+) -> Input {
+    let mut c = command(n, kind, Some(order_id(order_n)), None);
+    c.issued_at = issued_at;
+    Input::Command(c)
+}
+
 pub fn posting(n: u128, kind: PostingKind, order: Option<OrderId>, amount: &str) -> TraderPosting {
     TraderPosting {
         posting_id: Uuid::from_u128(0x3000 + n),

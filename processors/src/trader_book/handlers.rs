@@ -47,6 +47,9 @@ pub struct Ctx<'a> {
     pub settings: &'a BookSettings,
     pub window: Window,
     pub now: Millis,
+    /// Timers due up to here fire: `now`, or earlier while commands accepted before `now`
+    /// may still be on their way (`Processor::hold_timers_until`).
+    pub timers_at: Millis,
 }
 
 /// `orders.routed`: accept (hold, count, ASSIGNED) or send back to the router.
@@ -120,14 +123,16 @@ pub fn on_command(
     state.seen_commands.remember(command.command_id);
     let detail = command.reason.clone();
     let result = match command.kind {
-        TraderCommandKind::ClientConfirmed => order_command(
-            state,
-            ctx,
-            command,
-            OrderAction::ClientConfirmed,
-            Reason::none(),
-            out,
-        ),
+        TraderCommandKind::ClientConfirmed => confirmed_in_time(state, command).and_then(|()| {
+            order_command(
+                state,
+                ctx,
+                command,
+                OrderAction::ClientConfirmed,
+                Reason::none(),
+                out,
+            )
+        }),
         TraderCommandKind::TraderConfirmed => order_command(
             state,
             ctx,
@@ -197,7 +202,24 @@ fn order_command(
     out: &mut Vec<Emit>,
 ) -> Result<(), &'static str> {
     let order_id = command.order_id.ok_or("missing_order_id")?.0;
-    advance(state, ctx, order_id, action, reason, out)
+    // A deadline the command starts runs from when the edge accepted it.
+    let at = command.issued_at.min(ctx.now);
+    advance(state, ctx, order_id, action, reason, at, out)
+}
+
+/// The customer's confirmation is judged by when the payment page accepted it (principle 8):
+/// one accepted before the payment window closed wins over its timer however late it is read
+/// (the timer waits for it, `Processor::hold_timers_until`); one stamped at the deadline or
+/// after it loses, however early it is read.
+fn confirmed_in_time(state: &TraderState, command: &TraderCommand) -> Result<(), &'static str> {
+    let order_id = command.order_id.ok_or("missing_order_id")?.0;
+    let order = state.orders.get(&order_id).ok_or("unknown_order")?;
+    match order.deadline {
+        Some(deadline) if order.state == OrderState::Assigned && command.issued_at >= deadline => {
+            Err("payment_window_elapsed")
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A positive amount. Its places are the type's and the topic's: 6, as in the ledger, so the
@@ -248,13 +270,13 @@ pub fn on_posting(state: &mut TraderState, posting: &TraderPosting) -> Outcome {
     Outcome::Applied
 }
 
-/// Fires the timers due at `ctx.now`, earliest first (ties by order id); true when any
+/// Fires the timers due at `ctx.timers_at`, earliest first (ties by order id); true when any
 /// fired. Only the due timers are visited (the orders keep an index of them), not every open
 /// order: this runs twice per input of the trader.
 pub fn fire_due(state: &mut TraderState, ctx: &Ctx, out: &mut Vec<Emit>) -> bool {
     let due: Vec<(Uuid, OrderAction, &'static str)> = state
         .orders
-        .due(ctx.now)
+        .due(ctx.timers_at)
         .filter_map(|(_, id)| match state.orders.get(&id)?.state {
             OrderState::Assigned => Some((
                 id,
@@ -277,27 +299,30 @@ pub fn fire_due(state: &mut TraderState, ctx: &Ctx, out: &mut Vec<Emit>) -> bool
             *order_id,
             *action,
             Reason::code(code, None),
+            ctx.now,
             out,
         );
     }
     !due.is_empty()
 }
 
-/// Moves an open order through the state machine and writes the event; a terminal order
-/// leaves the state (a cancelled or expired one gives its hold back).
+/// Moves an open order through the state machine (the action happened `at`) and writes the
+/// event; a terminal order leaves the state (a cancelled or expired one gives its hold back).
+#[allow(clippy::too_many_arguments)]
 fn advance(
     state: &mut TraderState,
     ctx: &Ctx,
     order_id: Uuid,
     action: OrderAction,
     reason: Reason,
+    at: Millis,
     out: &mut Vec<Emit>,
 ) -> Result<(), &'static str> {
     let from = state.orders.get(&order_id).ok_or("unknown_order")?.state;
     let next = transition(from, action).map_err(|_| "illegal_transition")?;
     let deadline = match next {
         OrderState::ClientConfirmed => {
-            Some(ctx.now.saturating_add(ctx.settings.confirmation_timeout_ms))
+            Some(at.saturating_add(ctx.settings.confirmation_timeout_ms))
         }
         _ => None,
     };

@@ -55,6 +55,8 @@ mod ledger_proptests;
 mod proptests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod watermark_tests;
 
 pub use calendar::{Window, DEFAULT_TIME_ZONE};
 pub use eligibility::Refusal;

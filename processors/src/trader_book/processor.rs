@@ -28,6 +28,8 @@ pub struct TraderBookProcessor {
     capacity_before: BTreeMap<Uuid, CapacityView>,
     /// Per trader, what was last written of each order to the changelog.
     written: BTreeMap<Uuid, BTreeMap<Uuid, changelog::Written>>,
+    /// Up to when timers may fire (`Processor::hold_timers_until`); `None`: up to `now`.
+    watermark: Option<Millis>,
 }
 
 impl TraderBookProcessor {
@@ -40,7 +42,13 @@ impl TraderBookProcessor {
             dirty: BTreeSet::new(),
             capacity_before: BTreeMap::new(),
             written: BTreeMap::new(),
+            watermark: None,
         }
+    }
+
+    /// Up to when the timers may fire at `now`.
+    fn timers_at(&self, now: Millis) -> Millis {
+        self.watermark.map_or(now, |watermark| watermark.min(now))
     }
 
     /// A trader's state, if the book has one (read-only: for tests, simulations, support).
@@ -87,6 +95,7 @@ impl TraderBookProcessor {
             settings,
             window,
             now,
+            timers_at: self.timers_at(now),
         };
         let state = self.traders.entry(trader_id).or_default();
         if let std::collections::btree_map::Entry::Vacant(before) =
@@ -130,11 +139,13 @@ impl Processor for TraderBookProcessor {
     fn tick(&mut self, now: Millis) -> Vec<Emit> {
         let settings = BookSettings::read(&*self.master);
         let window = Window::at(now, &settings.time_zone);
+        let timers_at = self.timers_at(now);
         let due: Vec<Uuid> = self
             .traders
             .iter()
             .filter(|(_, s)| {
-                s.next_deadline().is_some_and(|d| d <= now) || s.needs_new_day_capacity(window)
+                s.next_deadline().is_some_and(|d| d <= timers_at)
+                    || s.needs_new_day_capacity(window)
             })
             .map(|(id, _)| *id)
             .collect();
@@ -184,6 +195,10 @@ impl Processor for TraderBookProcessor {
             ));
         }
         out
+    }
+
+    fn hold_timers_until(&mut self, watermark: Millis) {
+        self.watermark = Some(self.watermark.map_or(watermark, |w| w.max(watermark)));
     }
 
     fn restore(&mut self, key: &str, state: Option<&[u8]>) {

@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 use std::collections::HashSet;
 use uuid::Uuid;
 
-fn funded(amount: &str) -> Book {
+pub(super) fn funded(amount: &str) -> Book {
     let mut b = Book::new();
     b.deposit(amount, T0 - SEC);
     b
@@ -253,7 +253,7 @@ fn refusal_cases() -> Vec<(Refusal, Setup)> {
     ]
 }
 
-fn accept(b: &mut Book, r: OrderRouted) {
+pub(super) fn accept(b: &mut Book, r: OrderRouted) {
     let (out, outcome) = route(b, r, T0);
     assert_eq!(outcome, Outcome::Applied, "{out:?}");
 }
@@ -449,7 +449,9 @@ fn a_paid_order_completes_and_its_hold_waits_for_the_capture() {
     assert_eq!(e.kind, OrderEventKind::ClientConfirmed);
     assert_eq!(e.previous_status, Some(OrderStatus::Assigned));
     assert_eq!(e.sequence, 3);
-    assert_eq!(e.expires_at, Some(T0 + 60 * SEC + 1800 * SEC));
+    // The trader's 30 minutes run from when the page accepted the confirmation (`issued_at`),
+    // not from when the book read it.
+    assert_eq!(e.expires_at, Some(T0 + 1800 * SEC));
     assert_eq!(
         e.event_id,
         derived_id(&[order_id(1).0.as_bytes(), b"client_confirmed"])
@@ -636,7 +638,10 @@ fn the_payment_window_setting_is_used() {
 fn an_unanswered_client_confirmation_becomes_a_dispute() {
     let mut b = funded("1000");
     accept(&mut b, routed(1, "5000"));
-    b.apply(order_command(1, K::ClientConfirmed, 1), T0 + 10 * SEC);
+    b.apply(
+        order_command_at(1, K::ClientConfirmed, 1, T0 + 10 * SEC),
+        T0 + 10 * SEC,
+    );
     // The payment window no longer applies once the customer confirmed.
     assert!(b.tick(T0 + 900 * SEC).is_empty());
     assert!(b.tick(T0 + 10 * SEC + 1800 * SEC - 1).is_empty());
