@@ -15,11 +15,14 @@
 //!   and limits hold exactly; every routed order, command and posting id is applied at most
 //!   once (replays are recognised); every event has a deterministic id
 //!   (`derived_id([order id, kind])`) and a per-order sequence (ASSIGNED = 2); timers fire
-//!   from the book's own state at the time the runtime gives, before any input of the trader.
+//!   from the book's own state at the time the runtime gives, before any input of the trader,
+//!   but only up to the watermark of its time markers (`Processor::hold_timers_until`): a
+//!   command accepted before a deadline is applied before the deadline's timer fires.
 //! - **Expiry**: the payment window runs from the order's `requested_at`, as the gateway
 //!   promised the merchant and fraud announced on CREATED, so all three state the same
 //!   `expires_at` and a replay states it again; the trader's confirmation timeout runs from
-//!   the customer's confirmation.
+//!   the customer's confirmation (its `issued_at`), and a confirmation stamped at or after the
+//!   payment window's deadline is refused.
 //!
 //! Money flows: the book places a hold at assignment and releases it itself on cancellation
 //! or expiry; a completed order's hold stays until commissions sends CAPTURE. A hold is the
