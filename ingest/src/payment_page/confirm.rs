@@ -19,6 +19,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Json;
 use jivapay_core::trader_commands;
+use jivapay_domain::OrderStatus;
 use jivapay_platform::http::error::{ApiError, ApiResult};
 use jivapay_platform::http::path::Path;
 use serde_json::{json, Value};
@@ -36,11 +37,13 @@ pub(crate) fn confirmable(view: &PaymentView) -> ApiResult<Uuid> {
 }
 
 fn not_confirmable(view: &PaymentView) -> ApiError {
-    ApiError::new(
-        StatusCode::CONFLICT,
-        "not_confirmable",
-        format!("the payment is {} and cannot be confirmed now", view.status),
-    )
+    // Still assigned, so its payment window is what closed.
+    let message = if view.status == OrderStatus::Assigned.as_str() {
+        "the payment window has closed".to_owned()
+    } else {
+        format!("the payment is {} and cannot be confirmed now", view.status)
+    };
+    ApiError::new(StatusCode::CONFLICT, "not_confirmable", message)
 }
 
 /// Sends CLIENT_CONFIRMED for a confirmable `view` (see [`confirmable`]).
