@@ -127,6 +127,12 @@ pub trait Processor: Send + 'static {
     /// marked input (`ProcessorKind::time_markers`) the runtime calls it with `Millis::MIN`
     /// after a restore, then for every time marker it reads. Never called: timers fire at `now`.
     fn hold_timers_until(&mut self, _watermark: Millis) {}
+
+    /// The earliest deadline of a timer still to fire, if any: the runtime writes time markers
+    /// only while a timer waits for one.
+    fn next_deadline(&self) -> Option<Millis> {
+        None
+    }
 }
 
 /// Master data as the processors see it: compacted topics held as tables.

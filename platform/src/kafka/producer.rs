@@ -127,21 +127,40 @@ impl RecordProducer {
         self.delivered(topic, self.producer.send(record, Timeout::Never).await)
     }
 
-    /// Sends bytes to one partition chosen by the caller (restore markers of changelogs;
-    /// time markers, which have no value).
+    /// Sends bytes to one partition chosen by the caller (restore markers of changelogs).
     pub async fn send_bytes_to_partition(
         &self,
         topic: &str,
         partition: i32,
         key: &[u8],
-        payload: Option<&[u8]>,
+        payload: &[u8],
     ) -> Result<Delivered, ProduceError> {
+        let record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
+            .partition(partition)
+            .key(key)
+            .payload(payload);
+        self.delivered(topic, self.producer.send(record, Timeout::Never).await)
+    }
+
+    /// Hands a record for one partition to the producer without waiting for the broker: for
+    /// records whose loss costs only time (time markers), so a loop need not stall on them.
+    pub fn enqueue_to_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        key: &[u8],
+        payload: Option<&[u8]>,
+    ) -> Result<(), KafkaError> {
         let mut record: FutureRecord<'_, [u8], [u8]> =
             FutureRecord::to(topic).partition(partition).key(key);
         if let Some(payload) = payload {
             record = record.payload(payload);
         }
-        self.delivered(topic, self.producer.send(record, Timeout::Never).await)
+        // The delivery future is dropped: nobody waits for the acknowledgement.
+        self.producer
+            .send_result(record)
+            .map(drop)
+            .map_err(|(error, _)| error)
     }
 
     /// The outcome of one send; a failure that breaks the producer is announced once.

@@ -93,7 +93,7 @@ pub async fn restore<P: Processor>(
     let marker_key = registry.encode_key("");
     for partition in partitions {
         producer
-            .send_bytes_to_partition(changelog, *partition, &marker_key, Some(&marker_bytes))
+            .send_bytes_to_partition(changelog, *partition, &marker_key, &marker_bytes)
             .await?;
     }
     let group = format!("restore-{}", Uuid::new_v4().simple());

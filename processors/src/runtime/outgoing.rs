@@ -24,12 +24,7 @@ pub async fn send_all(producer: &RecordProducer, records: &[Outgoing]) -> Result
         match record.partition {
             Some(partition) => {
                 producer
-                    .send_bytes_to_partition(
-                        &record.topic,
-                        partition,
-                        &record.key,
-                        Some(&record.payload),
-                    )
+                    .send_bytes_to_partition(&record.topic, partition, &record.key, &record.payload)
                     .await
             }
             None => {

@@ -386,7 +386,7 @@ impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
         let tick = self.last_tick.elapsed() >= Duration::from_millis(self.config.tick_interval_ms);
         if tick {
             self.last_tick = Instant::now();
-            self.write_time_markers().await?;
+            self.write_time_markers();
         }
         let mut applied = Applied::default();
         for record in batch {
@@ -489,22 +489,28 @@ impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
             .flatten()
     }
 
-    /// A time marker to every owned partition of the marked input, stamped now.
-    async fn write_time_markers(&self) -> Result<(), Halted> {
+    /// A time marker, stamped now, to every owned partition of the marked input that has a
+    /// timer waiting for one (its deadline at least the hold behind now): an idle partition
+    /// writes none.
+    fn write_time_markers(&self) {
         let Some(topic) = self.config.time_markers else {
-            return Ok(());
+            return;
         };
-        let partitions: Vec<i32> = self.partitions.keys().copied().collect();
-        if partitions.is_empty() {
-            return Ok(());
-        }
         let stamp = self.clock.now();
-        let (producer, registry) = (self.producer, self.registry);
-        retry(self.health, self.stop, "write time markers", || {
-            time_markers::write(producer, registry, topic, &partitions, stamp)
-        })
-        .await
-        .map_err(halted)
+        let partitions: Vec<i32> = self
+            .partitions
+            .iter()
+            .filter(|(_, p)| time_markers::awaited(p.processor.next_deadline(), stamp))
+            .map(|(number, _)| *number)
+            .collect();
+        if partitions.is_empty() {
+            return;
+        }
+        let written = time_markers::write(self.producer, self.registry, topic, &partitions, stamp);
+        if let Err(e) = written {
+            // The next tick writes another: the timers wait a little longer.
+            tracing::warn!(processor = self.name, error = %e, "time marker not written");
+        }
     }
 
     /// After a restore: each partition's newest logged batch sent again as it was — outputs,

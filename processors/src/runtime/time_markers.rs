@@ -2,7 +2,8 @@
 //!
 //! Every tick the loop writes a marker — a record without a value, its key `__time/<stamp>`
 //! with the loop's clock — to each owned partition of the input its processor's commands
-//! arrive on, and reads it back with the other inputs. Anything the broker acknowledged before
+//! arrive on whose processor has a timer waiting for one, and reads it back with the other
+//! inputs. Anything the broker acknowledged before
 //! the marker was written lies before it in the partition; an HTTP edge accepts a command only
 //! when its acknowledgement came within `COMMAND_ACCEPT_BOUND_MS` of the command's stamp. So
 //! once a marker is read, every command accepted up to `stamp − TIMER_HOLD_MS` (the bound plus
@@ -14,15 +15,21 @@
 //! offsets.
 
 use crate::core::Millis;
-use jivapay_platform::kafka::{ProduceError, RawRecord, RecordProducer};
+use jivapay_platform::kafka::{RawRecord, RecordProducer};
 use jivapay_platform::trader_commands::TIMER_HOLD_MS;
 use jivapay_schemas::SchemaRegistry;
+use rdkafka::error::KafkaError;
 
 const PREFIX: &str = "__time/";
 
 /// Up to when timers may fire, once a marker stamped `stamp` was read.
 pub fn timers_until(stamp: Millis) -> Millis {
     stamp.saturating_sub(TIMER_HOLD_MS)
+}
+
+/// Whether a marker stamped `stamp` would let a timer due at `next_deadline` fire.
+pub fn awaited(next_deadline: Option<Millis>, stamp: Millis) -> bool {
+    next_deadline.is_some_and(|deadline| deadline <= timers_until(stamp))
 }
 
 /// The stamp of `record` if it is a time marker.
@@ -34,22 +41,20 @@ pub fn stamp_of(registry: &SchemaRegistry, record: &RawRecord) -> Option<Millis>
     key.strip_prefix(PREFIX)?.parse().ok()
 }
 
-/// Writes a marker stamped `stamp` to each of `partitions` of `topic`, all acknowledged.
-pub async fn write(
+/// Hands a marker stamped `stamp` for each of `partitions` of `topic` to the producer without
+/// waiting for the broker: a marker lost only delays the timers until the next one, and a loop
+/// that waited would stall behind every output queued before it.
+pub fn write(
     producer: &RecordProducer,
     registry: &SchemaRegistry,
     topic: &str,
     partitions: &[i32],
     stamp: Millis,
-) -> Result<(), ProduceError> {
+) -> Result<(), KafkaError> {
     let key = registry.encode_key(&format!("{PREFIX}{stamp}"));
-    let sends = partitions
+    partitions
         .iter()
-        .map(|partition| producer.send_bytes_to_partition(topic, *partition, &key, None));
-    for sent in futures::future::join_all(sends).await {
-        sent?;
-    }
-    Ok(())
+        .try_for_each(|partition| producer.enqueue_to_partition(topic, *partition, &key, None))
 }
 
 #[cfg(test)]
@@ -81,5 +86,8 @@ mod tests {
         assert_eq!(stamp_of(&registry, &record(Some("a-trader"), None)), None);
         assert_eq!(stamp_of(&registry, &record(None, None)), None);
         assert_eq!(timers_until(10_000), 10_000 - TIMER_HOLD_MS);
+        assert!(awaited(Some(10_000 - TIMER_HOLD_MS), 10_000));
+        assert!(!awaited(Some(10_001 - TIMER_HOLD_MS), 10_000));
+        assert!(!awaited(None, 10_000));
     }
 }

@@ -197,6 +197,13 @@ impl Processor for TraderBookProcessor {
         out
     }
 
+    fn next_deadline(&self) -> Option<Millis> {
+        self.traders
+            .values()
+            .filter_map(TraderState::next_deadline)
+            .min()
+    }
+
     fn hold_timers_until(&mut self, watermark: Millis) {
         self.watermark = Some(self.watermark.map_or(watermark, |w| w.max(watermark)));
     }
