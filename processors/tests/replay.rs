@@ -340,6 +340,33 @@ fn events_by_sequence(events: &[OrderEvent], order: OrderId) -> BTreeMap<i32, Or
     by_sequence.into_iter().map(|(s, e)| (s, e.kind)).collect()
 }
 
+/// A pipeline whose book has the sample order assigned and is stopped again.
+struct Scene {
+    pipeline: Pipeline,
+    master: Arc<InMemoryMasterData>,
+    events: RecordConsumer,
+    clock: ManualClock,
+    /// The events read so far.
+    seen: Vec<OrderEvent>,
+}
+
+impl Scene {
+    async fn with_an_assigned_order() -> Scene {
+        let pipeline = Pipeline::new().await;
+        let master = Arc::new(InMemoryMasterData::default());
+        let events = pipeline.reader(ORDERS_EVENTS);
+        let clock = ManualClock::at(samples::AT + 1_000);
+        let seen = book_with_an_assigned_order(&pipeline, &master, &events, &clock).await;
+        Scene {
+            pipeline,
+            master,
+            events,
+            clock,
+            seen,
+        }
+    }
+}
+
 /// A book with the sample trader (a day to confirm), funded, with the sample order assigned
 /// at `clock`; the book is stopped again. Returns the events read so far.
 async fn book_with_an_assigned_order(
@@ -398,11 +425,7 @@ fn book_maker(
 /// refused the confirmation the customer had been answered 202 for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn b_a_confirmation_accepted_in_time_wins_however_late_the_book_reads_it() {
-    let pipeline = Pipeline::new().await;
-    let master = Arc::new(InMemoryMasterData::default());
-    let events = pipeline.reader(ORDERS_EVENTS);
-    let clock = ManualClock::at(samples::AT + 1_000);
-    let assigned = book_with_an_assigned_order(&pipeline, &master, &events, &clock).await;
+    let scene = Scene::with_an_assigned_order().await;
 
     let order = samples::order_routed();
     let deadline = order.expires_at.unwrap();
@@ -411,66 +434,59 @@ async fn b_a_confirmation_accepted_in_time_wins_however_late_the_book_reads_it()
         ..command(2, TraderCommandKind::ClientConfirmed, Some(order.order_id))
     };
     let key = order.trader_id.to_string();
-    pipeline.send(TRADER_COMMANDS, &key, &confirmed).await;
-    clock.set(deadline + 60_000);
-    restarted_late_confirms(pipeline, &master, events, &clock, assigned).await;
+    scene.pipeline.send(TRADER_COMMANDS, &key, &confirmed).await;
+    scene.clock.set(deadline + 60_000);
+    scene.restarted_late_confirms().await;
 }
 
 /// (c) On the old order of steps the restarted book, restored to ASSIGNED at a clock past
 /// the payment window, expired the order with the sequence CLIENT_CONFIRMED had already used.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_book_stopped_after_its_outputs_gives_no_second_final_answer() {
-    let pipeline = Pipeline::new().await;
-    let master = Arc::new(InMemoryMasterData::default());
-    let events = pipeline.reader(ORDERS_EVENTS);
-    let clock = ManualClock::at(samples::AT + 1_000);
-    let assigned = book_with_an_assigned_order(&pipeline, &master, &events, &clock).await;
+    let scene = Scene::with_an_assigned_order().await;
     let order = samples::order_routed();
     let key = order.trader_id.to_string();
 
     let confirmed = command(2, TraderCommandKind::ClientConfirmed, Some(order.order_id));
-    pipeline.send(TRADER_COMMANDS, &key, &confirmed).await;
+    scene.pipeline.send(TRADER_COMMANDS, &key, &confirmed).await;
     let crash = CrashPoint::AfterOutputs;
-    let second = pipeline.start(
+    let second = scene.pipeline.start(
         ProcessorKind::TraderBook,
-        book_maker(&master),
-        Arc::new(clock.clone()),
+        book_maker(&scene.master),
+        Arc::new(scene.clock.clone()),
         Some(crash),
     );
     second.crashed(crash).await;
 
     // The restart comes after the payment window: only the logged state says "confirmed".
-    clock.set(order.expires_at.unwrap() + 60_000);
-    restarted_late_confirms(pipeline, &master, events, &clock, assigned).await;
+    scene.clock.set(order.expires_at.unwrap() + 60_000);
+    scene.restarted_late_confirms().await;
 }
 
-/// Starts the book once more at `clock` (past the sample order's payment window) and checks
-/// that, with the events read before (`assigned`), the order was confirmed and never expired.
-async fn restarted_late_confirms(
-    pipeline: Pipeline,
-    master: &Arc<InMemoryMasterData>,
-    events: RecordConsumer,
-    clock: &ManualClock,
-    assigned: Vec<OrderEvent>,
-) {
-    let book = pipeline.start(
-        ProcessorKind::TraderBook,
-        book_maker(master),
-        Arc::new(clock.clone()),
-        None,
-    );
-    let mut all = assigned;
-    all.extend(read_all::<OrderEvent>(&events, 1).await);
-    book.stop().await;
-    events.close().ok();
-    pipeline.close();
+impl Scene {
+    /// Starts the book once more at the scene's clock (past the sample order's payment
+    /// window) and checks that, with the events seen before, the order was confirmed and
+    /// never expired.
+    async fn restarted_late_confirms(self) {
+        let book = self.pipeline.start(
+            ProcessorKind::TraderBook,
+            book_maker(&self.master),
+            Arc::new(self.clock.clone()),
+            None,
+        );
+        let mut all = self.seen;
+        all.extend(read_all::<OrderEvent>(&self.events, 1).await);
+        book.stop().await;
+        self.events.close().ok();
+        self.pipeline.close();
 
-    let kinds: Vec<OrderEventKind> = events_by_sequence(&all, samples::order_routed().order_id)
-        .into_values()
-        .collect();
-    assert_eq!(
-        kinds,
-        vec![OrderEventKind::Assigned, OrderEventKind::ClientConfirmed],
-        "confirmed, and never expired"
-    );
+        let kinds: Vec<OrderEventKind> = events_by_sequence(&all, samples::order_routed().order_id)
+            .into_values()
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![OrderEventKind::Assigned, OrderEventKind::ClientConfirmed],
+            "confirmed, and never expired"
+        );
+    }
 }
