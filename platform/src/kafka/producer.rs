@@ -5,6 +5,7 @@ use super::client_config::producer_config;
 use crate::failure::breaks_the_producer;
 use jivapay_schemas::{CodecError, Record, SchemaRegistry};
 use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use std::time::Duration;
@@ -139,6 +140,30 @@ impl RecordProducer {
             .partition(partition)
             .key(key)
             .payload(payload);
+        self.delivered(topic, self.producer.send(record, Timeout::Never).await)
+    }
+
+    /// Sends an encoded record with one header (processor outputs carry their origin), to a
+    /// partition chosen by the caller or else by its key.
+    pub async fn send_bytes_with_header(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        key: &[u8],
+        payload: &[u8],
+        header: Option<(&str, &[u8])>,
+    ) -> Result<Delivered, ProduceError> {
+        let mut record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(topic).key(key).payload(payload);
+        if let Some(partition) = partition {
+            record = record.partition(partition);
+        }
+        if let Some((name, value)) = header {
+            record = record.headers(OwnedHeaders::new().insert(Header {
+                key: name,
+                value: Some(value),
+            }));
+        }
         self.delivered(topic, self.producer.send(record, Timeout::Never).await)
     }
 

@@ -1,12 +1,19 @@
 //! Restoring a processor's state from its changelog: one processor per partition, from its
 //! state records, with the newest complete logged batch applied over them (`decision_log.rs`).
 //!
+//! Fencing (issue 14 (e)): an owner's generation is the offset of its restore marker in the
+//! partition, and everything it writes there names it (`ChangelogEntry::writer`, see
+//! [`writer`]). Read in log order, a record of a generation older than the newest marker or
+//! generation seen before it was written by an owner that had lost the partition (frozen past
+//! its session, then resumed): its successor never read it, so the restore ignores it too.
+//!
 //! Some brokers report a high watermark below the real end of a partition (Tansu in memory
 //! mode), so a restore does not stop at the reported watermark: it first writes a unique marker
 //! record to each partition it restores, then reads from the beginning until every marker has
 //! come back. Everything written before the marker has then been read.
 
 use super::decision_log::{Logged, NewestBatch};
+use super::origins::Origins;
 use crate::core::Processor;
 use jivapay_platform::failure::{Classify, Failure};
 use jivapay_platform::kafka::{consumer_config, Broker, DeadLetters, RawRecord, RecordProducer};
@@ -26,9 +33,26 @@ pub struct Restored<P> {
     pub processors: BTreeMap<i32, P>,
     pub covered: HashMap<(String, i32), i64>,
     pub logged: BTreeMap<i32, Logged>,
-    /// The restore marker: the writer id of everything this owner writes.
-    pub writer: String,
+    /// Per partition, what it knows of the sources of its inputs (`origins.rs`).
+    pub origins: BTreeMap<i32, Origins>,
+    /// Per partition, this owner's generation: the offset of its restore marker.
+    pub generations: BTreeMap<i32, i64>,
+    /// The restore marker: with a generation, the writer id of everything this owner writes.
+    pub marker: String,
     pub keys: usize,
+    /// Records ignored as written by an owner fenced off before them.
+    pub fenced: usize,
+}
+
+/// The writer id of records an owner of generation `generation` writes: `<marker>@<generation>`
+/// (state records, where every byte counts, carry only `@<generation>`).
+pub fn writer(marker: &str, generation: i64) -> String {
+    format!("{marker}@{generation}")
+}
+
+/// The generation a writer id names; `None` for records written before fencing existed.
+fn generation_of(writer: Option<&str>) -> Option<i64> {
+    writer?.rsplit_once('@')?.1.parse().ok()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,8 +95,11 @@ pub async fn restore<P: Processor>(
         processors: partitions.iter().map(|p| (*p, make())).collect(),
         covered: HashMap::new(),
         logged: BTreeMap::new(),
-        writer: marker.clone(),
+        origins: partitions.iter().map(|p| (*p, Origins::default())).collect(),
+        generations: BTreeMap::new(),
+        marker: marker.clone(),
         keys: 0,
+        fenced: 0,
     };
     if partitions.is_empty() {
         return Ok(restored);
@@ -129,10 +156,8 @@ pub async fn restore<P: Processor>(
 /// The newest logged batch over the state records: its changes are the newest values of
 /// their keys (its state records may not all have been written), its offsets the highest.
 fn apply_logged<P: Processor>(restored: &mut Restored<P>, partition: i32, logged: Logged) {
-    if let Some(processor) = restored.processors.get_mut(&partition) {
-        for change in &logged.decisions.changes {
-            processor.restore(&change.state_key, change.state.as_deref());
-        }
+    for change in &logged.decisions.changes {
+        restore_key(restored, partition, &change.state_key, change.state.as_deref());
     }
     for covered in &logged.decisions.covered {
         let slot = restored
@@ -142,6 +167,22 @@ fn apply_logged<P: Processor>(restored: &mut Restored<P>, partition: i32, logged
         *slot = (*slot).max(covered.offset);
     }
     restored.logged.insert(partition, logged);
+}
+
+/// One key's state: a tracker of the runtime's, or the processor's.
+fn restore_key<P: Processor>(
+    restored: &mut Restored<P>,
+    partition: i32,
+    key: &str,
+    state: Option<&[u8]>,
+) {
+    let origins = restored.origins.entry(partition).or_default();
+    if origins.restore(key, state) {
+        return;
+    }
+    if let Some(processor) = restored.processors.get_mut(&partition) {
+        processor.restore(key, state);
+    }
 }
 
 async fn read_until_markers<P: Processor>(
@@ -155,6 +196,7 @@ async fn read_until_markers<P: Processor>(
 ) -> Result<(), RestoreError> {
     let partitions: Vec<i32> = restored.processors.keys().copied().collect();
     let mut waiting: HashSet<i32> = partitions.iter().copied().collect();
+    let mut fences: HashMap<i32, i64> = HashMap::new();
     let deadline = tokio::time::Instant::now() + timeout;
     while !waiting.is_empty() {
         let message = tokio::time::timeout_at(deadline, consumer.recv())
@@ -179,22 +221,31 @@ async fn read_until_markers<P: Processor>(
                 continue;
             }
         };
+        let (partition, offset) = (message.partition(), message.offset());
+        let fence = fences.entry(partition).or_insert(i64::MIN);
         if let Some(found) = &entry.marker {
+            *fence = (*fence).max(offset);
             if found == marker {
-                waiting.remove(&message.partition());
+                restored.generations.insert(partition, offset);
+                waiting.remove(&partition);
             }
             continue;
         }
-        if let Some(batch) = entry.batch {
-            batches
-                .entry(message.partition())
-                .or_default()
-                .read(entry.covered_offsets, batch);
+        let generation = generation_of(entry.writer.as_deref());
+        if generation.is_some_and(|g| g < *fence) {
+            restored.fenced += 1;
             continue;
         }
-        if let Some(processor) = restored.processors.get_mut(&message.partition()) {
-            processor.restore(&entry.state_key, entry.state.as_deref());
+        *fence = (*fence).max(generation.unwrap_or(i64::MIN));
+        if let Some(batch) = entry.batch {
+            batches.entry(partition).or_default().read(
+                entry.covered_offsets,
+                batch,
+                generation.unwrap_or(0),
+            );
+            continue;
         }
+        restore_key(restored, partition, &entry.state_key, entry.state.as_deref());
         restored.keys += 1;
         // Offsets on state records: written before the decision log existed.
         for covered in entry.covered_offsets {

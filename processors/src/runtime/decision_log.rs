@@ -32,6 +32,8 @@ pub struct Decisions {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Logged {
     pub sequence: i64,
+    /// The generation of the owner that logged it (`changelog::writer`), 0 when unknown.
+    pub logged_by: i64,
     pub decisions: Decisions,
 }
 
@@ -103,6 +105,7 @@ pub fn chunks(
                 partition: Some(partition),
                 key: registry.encode_key(&key),
                 payload: registry.encode(&entry)?,
+                origin: None,
             })
         })
         .collect()
@@ -121,12 +124,14 @@ pub struct NewestBatch {
 #[derive(Debug)]
 struct Assembling {
     sequence: i64,
+    logged_by: i64,
     parts: BTreeMap<i32, (Vec<InputOffset>, LoggedBatch)>,
 }
 
 impl NewestBatch {
-    /// One chunk read from the log, with the entry's covered offsets.
-    pub fn read(&mut self, covered: Vec<InputOffset>, chunk: LoggedBatch) {
+    /// One chunk read from the log, with the entry's covered offsets and the generation of
+    /// its writer.
+    pub fn read(&mut self, covered: Vec<InputOffset>, chunk: LoggedBatch, logged_by: i64) {
         if self
             .complete
             .as_ref()
@@ -140,12 +145,17 @@ impl NewestBatch {
             Some(a) if a.sequence > sequence => return,
             _ => self.assembling.insert(Assembling {
                 sequence,
+                logged_by,
                 parts: BTreeMap::new(),
             }),
         };
         assembling.parts.insert(chunk.chunk, (covered, chunk));
         if assembling.parts.len() as i32 >= chunks {
-            let Assembling { sequence, parts } = self.assembling.take().expect("assembling");
+            let Assembling {
+                sequence,
+                logged_by,
+                parts,
+            } = self.assembling.take().expect("assembling");
             let mut decisions = Decisions::default();
             for (n, (covered, part)) in parts {
                 if n == 0 {
@@ -156,6 +166,7 @@ impl NewestBatch {
             }
             self.complete = Some(Logged {
                 sequence,
+                logged_by,
                 decisions,
             });
         }
@@ -215,18 +226,19 @@ mod tests {
 
         let mut newest = NewestBatch::default();
         for (covered, part) in parts.iter().take(2).cloned() {
-            newest.read(covered, part);
+            newest.read(covered, part, 3);
         }
         assert_eq!(newest.finish(), None, "a chunk is missing");
 
         let mut newest = NewestBatch::default();
         for (covered, part) in parts.into_iter().rev() {
-            newest.read(covered, part);
+            newest.read(covered, part, 3);
         }
         assert_eq!(
             newest.finish(),
             Some(Logged {
                 sequence: 7,
+                logged_by: 3,
                 decisions
             })
         );
@@ -248,18 +260,18 @@ mod tests {
         };
         let mut newest = NewestBatch::default();
         for (covered, part) in batch(1, vec![output(1, 10)]) {
-            newest.read(covered, part);
+            newest.read(covered, part, 3);
         }
         for (covered, part) in batch(2, vec![output(2, 10)]) {
-            newest.read(covered, part);
+            newest.read(covered, part, 3);
         }
         let third = batch(3, vec![output(3, CHUNK_BYTES), output(4, CHUNK_BYTES)]);
         assert_eq!(third.len(), 2);
         let (covered, part) = third[0].clone();
-        newest.read(covered, part);
+        newest.read(covered, part, 3);
         // An older chunk read late (an uncompacted log) changes nothing.
         for (covered, part) in batch(1, vec![output(9, 10)]) {
-            newest.read(covered, part);
+            newest.read(covered, part, 3);
         }
         let found = newest.finish().unwrap();
         assert_eq!(found.sequence, 2);

@@ -19,6 +19,7 @@
 mod changelog;
 mod decision_log;
 mod decode;
+pub mod origins;
 mod outgoing;
 mod run;
 mod time_markers;

@@ -2,6 +2,7 @@
 //! state records. Encoded once, the same bytes are sent again when a send is retried.
 
 use super::decode::encode;
+use super::origins::{self, Origin};
 use crate::core::Emit;
 use jivapay_platform::kafka::partitioner::java_partition;
 use jivapay_platform::kafka::{Delivered, ProduceError, RecordProducer};
@@ -15,24 +16,25 @@ pub struct Outgoing {
     pub partition: Option<i32>,
     pub key: Vec<u8>,
     pub payload: Vec<u8>,
+    /// The `origins::HEADER` value of an output.
+    pub origin: Option<String>,
 }
 
 /// Sends every record of `records` and waits for all acknowledgements; the first failure is
 /// returned (records of a failed send are sent again whole: consumers deduplicate by id).
 pub async fn send_all(producer: &RecordProducer, records: &[Outgoing]) -> Result<(), ProduceError> {
-    let sends = records.iter().map(|record| async move {
-        match record.partition {
-            Some(partition) => {
-                producer
-                    .send_bytes_to_partition(&record.topic, partition, &record.key, &record.payload)
-                    .await
-            }
-            None => {
-                producer
-                    .send_bytes(&record.topic, Some(&record.key), Some(&record.payload))
-                    .await
-            }
-        }
+    let sends = records.iter().map(|record| {
+        let header = record
+            .origin
+            .as_ref()
+            .map(|origin| (origins::HEADER, origin.as_bytes()));
+        producer.send_bytes_with_header(
+            &record.topic,
+            record.partition,
+            &record.key,
+            &record.payload,
+            header,
+        )
     });
     futures::future::join_all(sends)
         .await
@@ -41,7 +43,7 @@ pub async fn send_all(producer: &RecordProducer, records: &[Outgoing]) -> Result
         .map(drop)
 }
 
-/// The outputs, keyed by their topic's key.
+/// The outputs, keyed by their topic's key; their origins are set by [`with_origins`].
 pub fn outputs(registry: &SchemaRegistry, emits: &[Emit]) -> Result<Vec<Outgoing>, CodecError> {
     emits
         .iter()
@@ -51,20 +53,30 @@ pub fn outputs(registry: &SchemaRegistry, emits: &[Emit]) -> Result<Vec<Outgoing
                 partition: None,
                 key: registry.encode_key(&emit.key()),
                 payload: encode(registry, emit)?,
+                origin: None,
             })
         })
         .collect()
 }
 
+/// Sets the origin of each output of one batch: `template` with the output's index.
+pub fn with_origins(outputs: &mut [Outgoing], template: &Origin) {
+    for (index, output) in (0..).zip(outputs.iter_mut()) {
+        output.origin = Some(Origin { index, ..template.clone() }.header());
+    }
+}
+
 /// The state records of `changes` in `changelog`, each to the partition of the input key
 /// before the first `/` of its state key (`<store>/order/<id>` goes with `<store>`), where the
-/// instance that owns that input partition restores it (co-partitioning). The covered offsets
-/// are the decision log's (`decision_log.rs`), not theirs.
+/// instance that owns that input partition restores it (co-partitioning); the runtime's
+/// trackers name their partition (`origins.rs`). The covered offsets are the decision log's
+/// (`decision_log.rs`), not theirs. `writer` names the owner's generation.
 pub fn state_records(
     registry: &SchemaRegistry,
     changelog: &str,
     changelog_partitions: i32,
     changes: &[LoggedChange],
+    writer: &str,
     now: i64,
 ) -> Result<Vec<Outgoing>, CodecError> {
     changes
@@ -77,20 +89,18 @@ pub fn state_records(
                 covered_offsets: Vec::new(),
                 marker: None,
                 written_at: now,
-                // Who wrote it is the decision log's to say: on every state record it would
-                // cost 38 bytes.
-                writer: None,
+                writer: Some(writer.to_owned()),
                 batch: None,
             };
+            let partition = origins::state_partition(&change.state_key).unwrap_or_else(|| {
+                state_partition(registry, &change.state_key, changelog_partitions)
+            });
             Ok(Outgoing {
                 topic: changelog.to_owned(),
-                partition: Some(state_partition(
-                    registry,
-                    &change.state_key,
-                    changelog_partitions,
-                )),
+                partition: Some(partition),
                 key: registry.encode_key(&change.state_key),
                 payload: registry.encode(&entry)?,
+                origin: None,
             })
         })
         .collect()
@@ -113,13 +123,14 @@ impl Outgoing {
         }
     }
 
-    /// A logged output, to be sent again as it was.
+    /// A logged output, to be sent again as it was (its origin set by [`with_origins`]).
     pub fn from_logged(output: &LoggedOutput) -> Outgoing {
         Outgoing {
             topic: output.topic.clone(),
             partition: None,
             key: output.key.clone(),
             payload: output.payload.clone(),
+            origin: None,
         }
     }
 }

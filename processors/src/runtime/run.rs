@@ -1,8 +1,9 @@
 //! The consume → apply → log decisions → produce → state records → commit loop.
 
-use super::changelog::{restore, RestoreError, Restored};
+use super::changelog::{restore, writer, RestoreError, Restored};
 use super::decision_log::{self, Decisions, Logged};
 use super::decode::decode;
+use super::origins::{self, Origin, Origins};
 use super::outgoing::{self, send_all, Outgoing};
 use super::time_markers;
 use crate::core::{Clock, Emit, Millis, Processor};
@@ -15,9 +16,9 @@ use jivapay_platform::kafka::{
 use jivapay_schemas::records::{InputOffset, LoggedChange};
 use jivapay_schemas::{CodecError, SchemaRegistry};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -178,7 +179,7 @@ pub async fn run<P: Processor>(
                 changelog_partitions: 0,
                 name,
                 partitions: BTreeMap::new(),
-                writer: String::new(),
+                marker: String::new(),
                 make: &make,
                 clock,
                 config: &config,
@@ -201,14 +202,28 @@ pub async fn run<P: Processor>(
     result
 }
 
-/// One input record with where it came from.
-fn received(message: &BorrowedMessage<'_>) -> RawRecord {
-    RawRecord {
-        topic: message.topic().to_owned(),
-        partition: message.partition(),
-        offset: message.offset(),
-        key: message.key().map(<[u8]>::to_vec),
-        payload: message.payload().map(<[u8]>::to_vec),
+/// One input record with where it came from, and the origin of a processor's output.
+struct Received {
+    raw: RawRecord,
+    origin: Option<Origin>,
+}
+
+fn received(message: &BorrowedMessage<'_>) -> Received {
+    let origin = message.headers().and_then(|headers| {
+        headers
+            .iter()
+            .find(|h| h.key == origins::HEADER)
+            .and_then(|h| Origin::parse(h.value?))
+    });
+    Received {
+        raw: RawRecord {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key().map(<[u8]>::to_vec),
+            payload: message.payload().map(<[u8]>::to_vec),
+        },
+        origin,
     }
 }
 
@@ -219,6 +234,10 @@ pub(super) struct Partition<P> {
     pub covered: BTreeMap<String, i64>,
     /// The sequence of the last logged batch.
     pub sequence: i64,
+    /// This owner's generation (`changelog.rs`): on all it writes, fencing off older owners.
+    pub generation: i64,
+    /// What it knows of the processors its inputs come from (`origins.rs`).
+    pub origins: Origins,
 }
 
 struct Worker<'a, P, M> {
@@ -233,8 +252,9 @@ struct Worker<'a, P, M> {
     changelog_partitions: i32,
     name: &'static str,
     partitions: BTreeMap<i32, Partition<P>>,
-    /// The marker of the last restore: the id of this owner on what it writes.
-    writer: String,
+    /// The marker of the last restore: with a partition's generation, the id of this owner on
+    /// what it writes.
+    marker: String,
     make: &'a M,
     clock: Arc<dyn Clock>,
     config: &'a RuntimeConfig,
@@ -288,7 +308,7 @@ impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
 
     /// The next batch — empty when a tick interval passed without a record — and whether the
     /// read went without an error; `None` once stopped.
-    async fn read_batch(&mut self) -> Option<(Vec<RawRecord>, bool)> {
+    async fn read_batch(&mut self) -> Option<(Vec<Received>, bool)> {
         let tick = Duration::from_millis(self.config.tick_interval_ms);
         let first = tokio::select! {
             _ = self.stop.cancelled() => return None,
@@ -343,7 +363,7 @@ impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
         );
         let dead_letters = &self.dead_letters;
         let timeout = Duration::from_millis(self.config.restore_timeout_ms);
-        let restored: Restored<P> = retry(self.health, self.stop, "restore", || {
+        let mut restored: Restored<P> = retry(self.health, self.stop, "restore", || {
             let partitions = &partitions;
             async move {
                 restore(
@@ -361,27 +381,28 @@ impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
         })
         .await
         .map_err(halted)?;
-        let keys = restored.keys;
-        self.writer = restored.writer.clone();
-        self.partitions = partitions_of(restored.processors, &restored.covered, &restored.logged);
+        let (keys, fenced) = (restored.keys, restored.fenced);
+        self.marker = restored.marker.clone();
+        let logged = std::mem::take(&mut restored.logged);
+        self.partitions = partitions_of(restored, &logged);
         if self.config.time_markers.is_some() {
             // No timer fires before a marker written after this restore comes back.
             for partition in self.partitions.values_mut() {
                 partition.processor.hold_timers_until(Millis::MIN);
             }
         }
-        self.resend(restored.logged).await?;
+        self.resend(logged).await?;
         self.health.succeeded();
         metrics::histogram!("jivapay_processor_restore_seconds", "stage" => self.name)
             .record(started.elapsed().as_secs_f64());
-        tracing::info!(processor = self.name, partitions = ?partitions, keys, "state restored");
+        tracing::info!(processor = self.name, partitions = ?partitions, keys, fenced, "state restored");
         Ok(())
     }
 
     /// Applies a batch, partition by partition, and sends what follows from it in the order
     /// the decision log needs: the logged decisions, then the outputs, then the state records,
     /// then the commit. A transient failure of a send retries the same bytes.
-    async fn handle(&mut self, batch: Vec<RawRecord>) -> Result<(), Halted> {
+    async fn handle(&mut self, batch: Vec<Received>) -> Result<(), Halted> {
         let started = Instant::now();
         let tick = self.last_tick.elapsed() >= Duration::from_millis(self.config.tick_interval_ms);
         if tick {
@@ -397,7 +418,7 @@ impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
         for (number, partition) in &mut self.partitions {
             let work = applied.work.remove(number).unwrap_or_default();
             let markers_only = !work.decided;
-            let decided = decide(partition, work, tick, now);
+            let decided = decide(*number, partition, work, tick, now);
             let Some((outputs, changes, positions)) = decided else {
                 continue;
             };
@@ -412,7 +433,8 @@ impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
                 registry: self.registry,
                 changelog: self.changelog,
                 changelog_partitions: self.changelog_partitions,
-                writer: &self.writer,
+                name: self.name,
+                marker: &self.marker,
                 now,
             };
             plan.add(&mut sends, *number, partition, outputs, changes, positions)
@@ -436,9 +458,11 @@ impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
         Ok(())
     }
 
-    /// Applies one input record to its partition's processor, unless it is covered already;
-    /// an undecodable one is dead-lettered.
-    async fn apply(&mut self, record: RawRecord, applied: &mut Applied) -> Result<(), Halted> {
+    /// Applies one input record to its partition's processor, unless it is covered already or
+    /// a duplicate of one its source sent before (`origins.rs`); an undecodable one is
+    /// dead-lettered.
+    async fn apply(&mut self, received: Received, applied: &mut Applied) -> Result<(), Halted> {
+        let Received { raw: record, origin } = received;
         let marker = self.time_marker(&record);
         let Some(partition) = self.partitions.get_mut(&record.partition) else {
             return Ok(()); // fetched before a revocation
@@ -457,6 +481,10 @@ impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
             partition
                 .processor
                 .hold_timers_until(time_markers::timers_until(stamp));
+            return Ok(());
+        }
+        if origin.is_some_and(|origin| !partition.origins.admit(&origin)) {
+            metrics::counter!("jivapay_processor_duplicates_dropped_total", "stage" => self.name, "topic" => record.topic.clone()).increment(1);
             return Ok(());
         }
         metrics::counter!("jivapay_processor_records_in_total", "stage" => self.name, "topic" => record.topic.clone()).increment(1);
@@ -514,22 +542,41 @@ impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
     }
 
     /// After a restore: each partition's newest logged batch sent again as it was — outputs,
-    /// then state records. Consumers deduplicate what had gone out already.
+    /// with the origin they were logged with, then state records. Consumers deduplicate what
+    /// had gone out already.
     async fn resend(&self, logged: BTreeMap<i32, Logged>) -> Result<(), Halted> {
         let mut outputs = Vec::new();
-        let mut changes = Vec::new();
-        for batch in logged.into_values() {
-            outputs.extend(batch.decisions.outputs.iter().map(Outgoing::from_logged));
-            changes.extend(batch.decisions.changes);
+        let mut state = Vec::new();
+        for (number, batch) in logged {
+            let generation = self.partitions.get(&number).map_or(0, |p| p.generation);
+            let mut sent: Vec<Outgoing> = batch
+                .decisions
+                .outputs
+                .iter()
+                .map(Outgoing::from_logged)
+                .collect();
+            let origin = Origin {
+                source: self.name.to_owned(),
+                partition: number,
+                sender: generation,
+                logged_by: batch.logged_by,
+                sequence: batch.sequence,
+                index: 0,
+            };
+            outgoing::with_origins(&mut sent, &origin);
+            outputs.extend(sent);
+            state.extend(
+                outgoing::state_records(
+                    self.registry,
+                    self.changelog,
+                    self.changelog_partitions,
+                    &batch.decisions.changes,
+                    &writer("", generation),
+                    self.clock.now(),
+                )
+                .map_err(|e| Some(e.into()))?,
+            );
         }
-        let state = outgoing::state_records(
-            self.registry,
-            self.changelog,
-            self.changelog_partitions,
-            &changes,
-            self.clock.now(),
-        )
-        .map_err(|e| Some(e.into()))?;
         self.send(&outputs, "send logged outputs again").await?;
         self.send(&state, "write logged state records").await
     }
@@ -583,20 +630,22 @@ struct Work {
 /// changes. `None` when the partition has nothing to log.
 #[allow(clippy::type_complexity)]
 fn decide<P: Processor>(
+    number: i32,
     partition: &mut Partition<P>,
     mut work: Work,
     tick: bool,
     now: Millis,
-) -> Option<(
-    Vec<Emit>,
-    Vec<(String, Option<Vec<u8>>)>,
-    BTreeMap<String, i64>,
-)> {
+) -> Option<(Vec<Emit>, Vec<LoggedChange>, BTreeMap<String, i64>)> {
     if tick {
         work.outputs.extend(partition.processor.tick(now));
     }
     work.outputs.extend(partition.processor.finish_batch(now));
     let changes = partition.processor.take_changes();
+    let changes: Vec<LoggedChange> = changes
+        .into_iter()
+        .map(|(state_key, state)| LoggedChange { state_key, state })
+        .chain(partition.origins.take_changes(number))
+        .collect();
     if work.outputs.is_empty() && changes.is_empty() && work.positions.is_empty() {
         return None;
     }
@@ -617,7 +666,9 @@ struct Plan<'a> {
     registry: &'a SchemaRegistry,
     changelog: &'a str,
     changelog_partitions: i32,
-    writer: &'a str,
+    /// The processor's name, on the origin of its outputs.
+    name: &'static str,
+    marker: &'a str,
     now: Millis,
 }
 
@@ -630,19 +681,16 @@ impl Plan<'_> {
         number: i32,
         partition: &mut Partition<P>,
         outputs: Vec<Emit>,
-        changes: Vec<(String, Option<Vec<u8>>)>,
+        changes: Vec<LoggedChange>,
         positions: BTreeMap<String, i64>,
     ) -> Result<(), RuntimeError> {
-        let outputs = outgoing::outputs(self.registry, &outputs)?;
-        let changes: Vec<LoggedChange> = changes
-            .into_iter()
-            .map(|(state_key, state)| LoggedChange { state_key, state })
-            .collect();
+        let mut outputs = outgoing::outputs(self.registry, &outputs)?;
         let state = outgoing::state_records(
             self.registry,
             self.changelog,
             self.changelog_partitions,
             &changes,
+            &writer("", partition.generation),
             self.now,
         )?;
         if let Some((record, change)) = state
@@ -666,12 +714,23 @@ impl Plan<'_> {
             outputs: outputs.iter().map(Outgoing::logged).collect(),
         };
         partition.sequence += 1;
+        outgoing::with_origins(
+            &mut outputs,
+            &Origin {
+                source: self.name.to_owned(),
+                partition: number,
+                sender: partition.generation,
+                logged_by: partition.generation,
+                sequence: partition.sequence,
+                index: 0,
+            },
+        );
         sends.log.extend(decision_log::chunks(
             self.registry,
             self.changelog,
             number,
             partition.sequence,
-            self.writer,
+            &writer(self.marker, partition.generation),
             decisions,
             self.now,
         )?);
@@ -692,14 +751,14 @@ fn covered_offsets(partition: i32, covered: &BTreeMap<String, i64>) -> Vec<Input
         .collect()
 }
 
-/// The restored processors with what their state covers and the sequence of their last
-/// logged batch.
+/// The restored processors with what their state covers, the sequence of their last
+/// logged batch, this owner's generation and the trackers of their sources.
 fn partitions_of<P>(
-    processors: BTreeMap<i32, P>,
-    covered: &HashMap<(String, i32), i64>,
+    mut restored: Restored<P>,
     logged: &BTreeMap<i32, Logged>,
 ) -> BTreeMap<i32, Partition<P>> {
-    processors
+    let covered = &restored.covered;
+    std::mem::take(&mut restored.processors)
         .into_iter()
         .map(|(number, processor)| {
             let covered = covered
@@ -708,12 +767,16 @@ fn partitions_of<P>(
                 .map(|((topic, _), offset)| (topic.clone(), *offset))
                 .collect();
             let sequence = logged.get(&number).map_or(0, |l| l.sequence);
+            let generation = restored.generations.get(&number).copied().unwrap_or(0);
+            let origins = restored.origins.remove(&number).unwrap_or_default();
             (
                 number,
                 Partition {
                     processor,
                     covered,
                     sequence,
+                    generation,
+                    origins,
                 },
             )
         })
