@@ -4,162 +4,27 @@
 //! a second, different decision. And time is judged by when things happened (principle 8): a
 //! confirmation accepted before the deadline wins over the timer however late it is read.
 
+mod support;
+
 use jivapay_domain::{OrderId, UsdtAmount};
-use jivapay_platform::kafka::{Broker, RecordConsumer, RecordProducer};
-use jivapay_processors::core::{Clock, InMemoryMasterData, ManualClock, MasterData, Processor};
+use jivapay_platform::kafka::RecordConsumer;
+use jivapay_processors::core::{Clock, InMemoryMasterData, ManualClock, MasterData};
 use jivapay_processors::router::RouterProcessor;
-use jivapay_processors::runtime::{run, CrashPoint, CrashPoints, RuntimeConfig, RuntimeError};
-use jivapay_processors::trader_book::TraderBookProcessor;
+use jivapay_processors::runtime::CrashPoint;
 use jivapay_processors::ProcessorKind;
 use jivapay_schemas::records::{
-    LedgerTransfer, OrderEvent, OrderEventKind, OrderRouted, OrderScreened, Setting, SettingType,
-    Trader, TraderCapacity, TraderCommand, TraderCommandKind,
+    LedgerTransfer, OrderEvent, OrderEventKind, OrderRouted, TraderCapacity, TraderCommand,
+    TraderCommandKind,
 };
-use jivapay_schemas::topics::{
-    LEDGER_TRANSFERS, ORDERS_EVENTS, ORDERS_ROUTED, ORDERS_SCREENED, TRADER_COMMANDS,
-};
-use jivapay_schemas::{samples, Record, SchemaRegistry, TOPICS};
+use jivapay_schemas::samples;
+use jivapay_schemas::topics::{LEDGER_TRANSFERS, ORDERS_EVENTS, ORDERS_ROUTED, TRADER_COMMANDS};
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
-use tokio_util::sync::CancellationToken;
+use support::*;
 use uuid::Uuid;
 
-/// How long a topic must stay silent before a reader takes it as fully read.
-const QUIET: Duration = Duration::from_secs(3);
-
-struct Pipeline {
-    broker: Broker,
-    registry: SchemaRegistry,
-    producer: RecordProducer,
-}
-
-impl Pipeline {
-    async fn new() -> Pipeline {
-        let broker = Broker::embedded(Duration::from_secs(10)).unwrap();
-        broker.ensure_topics(TOPICS).await.unwrap();
-        let registry = SchemaRegistry::builtin().unwrap();
-        let producer = RecordProducer::new(&broker, registry.clone(), "replay-test").unwrap();
-        Pipeline {
-            broker,
-            registry,
-            producer,
-        }
-    }
-
-    async fn send<T: Record>(&self, topic: &str, key: &str, record: &T) {
-        self.producer.send(topic, key, record).await.unwrap();
-    }
-
-    fn reader(&self, topic: &str) -> RecordConsumer {
-        let group = format!("reader-{}", Uuid::new_v4());
-        RecordConsumer::subscribe(&self.broker, self.registry.clone(), &group, &[topic]).unwrap()
-    }
-
-    /// Runs processor `kind` made by `make` until `stop`, or until `crash_at` says to stop at
-    /// a crash point (once).
-    fn start<P: Processor + Sync>(
-        &self,
-        kind: ProcessorKind,
-        make: impl Fn() -> P + Send + Sync + 'static,
-        clock: Arc<dyn Clock>,
-        crash_at: Option<CrashPoint>,
-    ) -> Running {
-        let stop = CancellationToken::new();
-        let mut config = RuntimeConfig {
-            tick_interval_ms: 100,
-            time_markers: kind.time_markers(),
-            ..RuntimeConfig::new(format!("replay.{}", kind.name()))
-        };
-        if let Some(point) = crash_at {
-            let crashed = AtomicBool::new(false);
-            config.crash_points =
-                CrashPoints::new(move |at| at == point && !crashed.swap(true, Ordering::SeqCst));
-        }
-        let (broker, registry, token) = (self.broker.clone(), self.registry.clone(), stop.clone());
-        let handle = tokio::spawn(async move {
-            run(
-                &broker,
-                registry,
-                kind.inputs(),
-                kind.changelog(),
-                make,
-                clock,
-                config,
-                token,
-            )
-            .await
-        });
-        Running { stop, handle }
-    }
-
-    fn close(self) {
-        self.producer.close(Duration::from_secs(5)).ok();
-    }
-}
-
-struct Running {
-    stop: CancellationToken,
-    handle: tokio::task::JoinHandle<Result<(), RuntimeError>>,
-}
-
-impl Running {
-    /// Waits for the loop to stop at its crash point.
-    async fn crashed(self, point: CrashPoint) {
-        let ended = tokio::time::timeout(Duration::from_secs(60), self.handle)
-            .await
-            .expect("the loop reaches its crash point in time")
-            .unwrap();
-        match ended {
-            Err(RuntimeError::Crashed(at)) => assert_eq!(at, point),
-            other => panic!("expected a crash at {point:?}, got {other:?}"),
-        }
-    }
-
-    async fn stop(self) {
-        self.stop.cancel();
-        self.handle.await.unwrap().expect("the loop stops cleanly");
-    }
-}
-
-/// Every record of `reader`'s topic until it stays quiet for [`QUIET`], waiting at most a
-/// minute for the first `at_least`.
-async fn read_all<T: Record>(reader: &RecordConsumer, at_least: usize) -> Vec<T> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let mut read = Vec::new();
-    loop {
-        let wait = if read.len() < at_least {
-            deadline.saturating_duration_since(tokio::time::Instant::now())
-        } else {
-            QUIET
-        };
-        match tokio::time::timeout(wait, reader.next::<T>()).await {
-            Ok(next) => read.push(next.unwrap().value.unwrap()),
-            Err(_) if read.len() < at_least => {
-                panic!("only {} of {at_least} records in time", read.len())
-            }
-            Err(_) => return read,
-        }
-    }
-}
-
 // ----- the router: a replay never routes an order to another trader -----
-
-fn trader(n: u128, priority: i32) -> Trader {
-    let mut requisite = samples::trader().requisites[0].clone();
-    requisite.requisite_id = Uuid::from_u128(0x8000 + n).into();
-    requisite.min_interval_secs = 0;
-    requisite.daily_count_limit = None;
-    requisite.daily_turnover_limit = None;
-    Trader {
-        trader_id: Uuid::from_u128(0x7000 + n).into(),
-        priority,
-        requisites: vec![requisite],
-        ..samples::trader()
-    }
-}
 
 /// Traders 1 (first by priority) and 2 in pool `RUB:sbp`, both with room, and a RUB rate.
 fn two_traders() -> Arc<InMemoryMasterData> {
@@ -184,23 +49,6 @@ fn two_traders() -> Arc<InMemoryMasterData> {
         .unwrap()
         .insert("RUB".into(), samples::rate());
     Arc::new(master)
-}
-
-fn screened(n: u128) -> OrderScreened {
-    OrderScreened {
-        order_id: OrderId(Uuid::from_u128(0x0de0_0000 + n)),
-        excluded_traders: Vec::new(),
-        refusals: Vec::new(),
-        attempt: 0,
-        ..samples::order_screened()
-    }
-}
-
-async fn screen(pipeline: &Pipeline, orders: std::ops::Range<u128>) {
-    for n in orders {
-        let order = screened(n);
-        pipeline.send(ORDERS_SCREENED, &order.pool, &order).await;
-    }
 }
 
 /// Per order, every routing read, which must all be one and the same record.
@@ -304,27 +152,6 @@ async fn a_router_stopped_after_its_log_sends_what_it_had_decided() {
 
 // ----- the trader book: a replay at a later clock gives no second final answer -----
 
-fn setting(key: &str, value: &str) -> Setting {
-    Setting {
-        key: key.into(),
-        value_type: SettingType::Integer,
-        value_json: value.into(),
-        updated_at: 0,
-    }
-}
-
-fn command(n: u128, kind: TraderCommandKind, order: Option<OrderId>) -> TraderCommand {
-    TraderCommand {
-        command_id: Uuid::from_u128(0x2000 + n),
-        order_id: order,
-        kind,
-        amount: None,
-        resolution: None,
-        receipt_key: None,
-        ..samples::trader_command()
-    }
-}
-
 /// Every event of `order`, by sequence: two different events under one sequence fail.
 fn events_by_sequence(events: &[OrderEvent], order: OrderId) -> BTreeMap<i32, OrderEventKind> {
     let mut by_sequence: HashMap<i32, &OrderEvent> = HashMap::new();
@@ -410,13 +237,6 @@ async fn book_with_an_assigned_order(
     assert!(assigned.iter().any(|e| e.kind == OrderEventKind::Assigned));
     book.stop().await;
     assigned
-}
-
-fn book_maker(
-    master: &Arc<InMemoryMasterData>,
-) -> impl Fn() -> TraderBookProcessor + Clone + Send + Sync + 'static {
-    let master = master.clone();
-    move || TraderBookProcessor::new(master.clone() as Arc<dyn MasterData>)
 }
 
 /// (b) The customer's confirmation was accepted a second before the payment window closed,

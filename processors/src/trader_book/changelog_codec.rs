@@ -176,9 +176,11 @@ pub fn encode_trader(state: &TraderState) -> Vec<u8> {
         Value::Record(vec![
             field("balance", av::decimal(&state.balance)),
             field("usage", Value::Array(usage)),
-            field("seen_orders", ids(&state.seen_orders)),
+            // Kept in the schema, always empty: routed orders and postings are deduplicated
+            // by origin now (`runtime/origins.rs`).
+            field("seen_orders", Value::Array(Vec::new())),
             field("seen_commands", ids(&state.seen_commands)),
-            field("seen_postings", ids(&state.seen_postings)),
+            field("seen_postings", Value::Array(Vec::new())),
             field("capacity_version", Value::Long(state.capacity_version)),
             field(
                 "published_day",
@@ -221,15 +223,11 @@ pub fn decode_trader(bytes: &[u8]) -> Result<TraderState, CodecError> {
             .map(|v| av::as_uuid(v, name))
             .collect()
     };
-    let seen_orders = seen("seen_orders")?;
     let seen_commands = seen("seen_commands")?;
-    let seen_postings = seen("seen_postings")?;
     Ok(TraderState {
         balance: t.decimal("balance")?,
         usage,
-        seen_orders,
         seen_commands,
-        seen_postings,
         capacity_version: t.long("capacity_version")?,
         published_day: t
             .optional("published_day")?

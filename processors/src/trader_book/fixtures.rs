@@ -298,3 +298,10 @@ pub fn capacities(out: &[Emit]) -> Vec<&TraderCapacity> {
 pub fn export(book: &mut TraderBookProcessor) -> Vec<(String, Option<Vec<u8>>)> {
     book.take_changes()
 }
+
+/// Whether `input` can reach the book a second time: commands can (an HTTP edge retrying a
+/// send); routed orders and postings come from processors and the runtime drops their
+/// duplicates by origin before the book sees them (`runtime/origins.rs`).
+pub fn reaches_the_book_twice(input: &Input) -> bool {
+    matches!(input, Input::Command(_))
+}

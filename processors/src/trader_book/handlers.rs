@@ -60,10 +60,11 @@ pub fn on_routed(
     out: &mut Vec<Emit>,
 ) -> Outcome {
     let order_id = routed.order_id.0;
-    if state.orders.contains_key(&order_id) || state.seen_orders.contains(&order_id) {
+    // A routed order read twice (the router sent its batch again) never reaches here: the
+    // runtime drops it by origin (`runtime/origins.rs`). One still open is refused anyway.
+    if state.orders.contains_key(&order_id) {
         return Outcome::Replay;
     }
-    state.seen_orders.remember(order_id);
     if let Err(refusal) = eligibility::check(ctx.trader, routed, state, ctx.window, ctx.now) {
         let back = records::screened_back(routed, refusal.code(), ctx.now);
         out.push(Emit::Screened(back));
@@ -233,12 +234,9 @@ fn positive(amount: Option<UsdtAmount>) -> Result<Decimal, &'static str> {
 
 /// `trader.postings`: what the ledger did to the trader's deposit, mirrored by the book.
 /// The book applies every posting in USDT: the ledger has already written the transfer, and
-/// the book's balance must stay equal to the ledger's.
+/// the book's balance must stay equal to the ledger's. A posting read twice (commissions sent
+/// its batch again) never reaches here: the runtime drops it by origin.
 pub fn on_posting(state: &mut TraderState, posting: &TraderPosting) -> Outcome {
-    if state.seen_postings.contains(&posting.posting_id) {
-        return Outcome::Replay;
-    }
-    state.seen_postings.remember(posting.posting_id);
     if posting.currency != DEPOSIT_CURRENCY {
         return Outcome::Refused("wrong_currency");
     }

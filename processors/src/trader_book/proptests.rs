@@ -195,7 +195,7 @@ impl Driver {
                 self.now += Millis::from(secs) * SEC;
                 None
             }
-            Op::Replay => self.last.clone(),
+            Op::Replay => self.last.clone().filter(reaches_the_book_twice),
         }
     }
 
@@ -329,7 +329,7 @@ proptest! {
         let mut driver = Driver::new();
         for op in &ops {
             let (input, now, _) = driver.step(&mut b.book, op);
-            let Some(input) = input else { continue };
+            let Some(input) = input.filter(reaches_the_book_twice) else { continue };
             let before = serde_json::to_string(&b.book.trader(TRADER)).unwrap_or_default();
             let (out, outcome) = b.book.apply_explained(input, now);
             prop_assert!(out.is_empty(), "a replay emitted {:?}", out);

@@ -15,9 +15,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use uuid::Uuid;
 
-/// How many ids of each kind (routed orders, commands, postings) a trader remembers to
-/// recognise a replay. Replays come from an upstream stage re-producing its last batch after
-/// a crash, so they arrive soon after the original; 128 ids ≈ 5 KB per kind.
+/// How many command ids a trader remembers to recognise a command sent twice: commands come
+/// from the HTTP edges, which send each once and retry only a send that failed, so a
+/// duplicate arrives right after its original. Routed orders and postings come from
+/// processors and are deduplicated exactly by origin (`runtime/origins.rs`).
 pub const RECENT_IDS: usize = 128;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -31,9 +32,7 @@ pub struct TraderState {
     pub(crate) orders: OpenOrders,
     /// Counters by requisite id.
     pub(crate) usage: BTreeMap<Uuid, Usage>,
-    pub(crate) seen_orders: RecentIds,
     pub(crate) seen_commands: RecentIds,
-    pub(crate) seen_postings: RecentIds,
     /// Version of the last capacity published (the router keeps the newest).
     pub(crate) capacity_version: i64,
     /// Local day of the last capacity published: a new day resets the daily counters, which
