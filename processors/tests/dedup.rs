@@ -35,7 +35,11 @@ fn one_busy_trader() -> Arc<InMemoryMasterData> {
         requisites: Vec::new(),
         ..samples::trader_capacity()
     };
-    master.capacities.lock().unwrap().insert(t.trader_id, capacity);
+    master
+        .capacities
+        .lock()
+        .unwrap()
+        .insert(t.trader_id, capacity);
     master.traders.lock().unwrap().insert(t.trader_id, t);
     master
         .rates
@@ -118,7 +122,12 @@ async fn d_a_batch_sent_again_longer_than_any_window_is_applied_once() {
     };
     let clock: Arc<dyn Clock> = Arc::new(clock);
     let crash = CrashPoint::AfterOutputs;
-    let first = pipeline.start(ProcessorKind::Router, router.clone(), clock.clone(), Some(crash));
+    let first = pipeline.start(
+        ProcessorKind::Router,
+        router.clone(),
+        clock.clone(),
+        Some(crash),
+    );
     first.crashed(crash).await;
     let in_crashed_batch = read_all::<OrderRouted>(&routed, 1).await.len();
     assert!(
@@ -128,7 +137,11 @@ async fn d_a_batch_sent_again_longer_than_any_window_is_applied_once() {
 
     let mut seen = read_all::<OrderEvent>(&events, in_crashed_batch).await;
     let assigned: Vec<_> = assignments(&seen).into_keys().collect();
-    assert_eq!(assigned.len(), in_crashed_batch, "every routed order assigned");
+    assert_eq!(
+        assigned.len(),
+        in_crashed_batch,
+        "every routed order assigned"
+    );
     for (n, order_id) in (0..).zip(&assigned) {
         let confirm = command(
             10_000 + n,
@@ -144,12 +157,19 @@ async fn d_a_batch_sent_again_longer_than_any_window_is_applied_once() {
         .iter()
         .filter(|e| e.kind == OrderEventKind::Completed)
         .count();
-    assert_eq!(completed, assigned.len(), "the trader completed every order");
+    assert_eq!(
+        completed,
+        assigned.len(),
+        "the trader completed every order"
+    );
 
     // The restarted router sends its logged batch again, then routes the rest.
     let second = pipeline.start(ProcessorKind::Router, router, clock, None);
     let sent_again_and_rest = read_all::<OrderRouted>(&routed, ORDERS as usize).await;
-    assert!(sent_again_and_rest.len() >= ORDERS as usize, "the batch went out again");
+    assert!(
+        sent_again_and_rest.len() >= ORDERS as usize,
+        "the batch went out again"
+    );
     seen.extend(read_all::<OrderEvent>(&events, ORDERS as usize - in_crashed_batch).await);
     second.stop().await;
     book.stop().await;
@@ -163,5 +183,9 @@ async fn d_a_batch_sent_again_longer_than_any_window_is_applied_once() {
         .filter(|(_, count)| *count > 1)
         .collect();
     assert!(twice.is_empty(), "{} orders assigned twice", twice.len());
-    assert_eq!(assignments(&seen).len(), ORDERS as usize, "every order assigned");
+    assert_eq!(
+        assignments(&seen).len(),
+        ORDERS as usize,
+        "every order assigned"
+    );
 }

@@ -95,7 +95,10 @@ pub async fn restore<P: Processor>(
         processors: partitions.iter().map(|p| (*p, make())).collect(),
         covered: HashMap::new(),
         logged: BTreeMap::new(),
-        origins: partitions.iter().map(|p| (*p, Origins::default())).collect(),
+        origins: partitions
+            .iter()
+            .map(|p| (*p, Origins::default()))
+            .collect(),
         generations: BTreeMap::new(),
         marker: marker.clone(),
         keys: 0,
@@ -157,7 +160,12 @@ pub async fn restore<P: Processor>(
 /// their keys (its state records may not all have been written), its offsets the highest.
 fn apply_logged<P: Processor>(restored: &mut Restored<P>, partition: i32, logged: Logged) {
     for change in &logged.decisions.changes {
-        restore_key(restored, partition, &change.state_key, change.state.as_deref());
+        restore_key(
+            restored,
+            partition,
+            &change.state_key,
+            change.state.as_deref(),
+        );
     }
     for covered in &logged.decisions.covered {
         let slot = restored
@@ -245,7 +253,12 @@ async fn read_until_markers<P: Processor>(
             );
             continue;
         }
-        restore_key(restored, partition, &entry.state_key, entry.state.as_deref());
+        restore_key(
+            restored,
+            partition,
+            &entry.state_key,
+            entry.state.as_deref(),
+        );
         restored.keys += 1;
         // Offsets on state records: written before the decision log existed.
         for covered in entry.covered_offsets {

@@ -62,7 +62,13 @@ pub fn outputs(registry: &SchemaRegistry, emits: &[Emit]) -> Result<Vec<Outgoing
 /// Sets the origin of each output of one batch: `template` with the output's index.
 pub fn with_origins(outputs: &mut [Outgoing], template: &Origin) {
     for (index, output) in (0..).zip(outputs.iter_mut()) {
-        output.origin = Some(Origin { index, ..template.clone() }.header());
+        output.origin = Some(
+            Origin {
+                index,
+                ..template.clone()
+            }
+            .header(),
+        );
     }
 }
 

@@ -462,7 +462,10 @@ impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
     /// a duplicate of one its source sent before (`origins.rs`); an undecodable one is
     /// dead-lettered.
     async fn apply(&mut self, received: Received, applied: &mut Applied) -> Result<(), Halted> {
-        let Received { raw: record, origin } = received;
+        let Received {
+            raw: record,
+            origin,
+        } = received;
         let marker = self.time_marker(&record);
         let Some(partition) = self.partitions.get_mut(&record.partition) else {
             return Ok(()); // fetched before a revocation

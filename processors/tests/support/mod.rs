@@ -3,17 +3,17 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
-use jivapay_platform::kafka::{Broker, RecordConsumer, RecordProducer};
 use jivapay_domain::OrderId;
+use jivapay_platform::kafka::{Broker, RecordConsumer, RecordProducer};
 use jivapay_processors::core::{Clock, InMemoryMasterData, MasterData, Processor};
+use jivapay_processors::runtime::{run, CrashPoint, CrashPoints, RuntimeConfig, RuntimeError};
 use jivapay_processors::trader_book::TraderBookProcessor;
+use jivapay_processors::ProcessorKind;
 use jivapay_schemas::records::{
     OrderScreened, Setting, SettingType, Trader, TraderCommand, TraderCommandKind,
 };
 use jivapay_schemas::samples;
 use jivapay_schemas::topics::ORDERS_SCREENED;
-use jivapay_processors::runtime::{run, CrashPoint, CrashPoints, RuntimeConfig, RuntimeError};
-use jivapay_processors::ProcessorKind;
 use jivapay_schemas::{Record, SchemaRegistry, TOPICS};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -61,17 +61,33 @@ impl Pipeline {
         clock: Arc<dyn Clock>,
         crash_at: Option<CrashPoint>,
     ) -> Running {
+        let crash_points = match crash_at {
+            Some(point) => {
+                let crashed = AtomicBool::new(false);
+                CrashPoints::new(move |at| at == point && !crashed.swap(true, Ordering::SeqCst))
+            }
+            None => CrashPoints::default(),
+        };
+        let group = format!("replay.{}", kind.name());
+        self.start_with(kind, make, clock, &group, crash_points)
+    }
+
+    /// Runs processor `kind` in consumer group `group`, asking `crash_points` at each step.
+    pub fn start_with<P: Processor + Sync>(
+        &self,
+        kind: ProcessorKind,
+        make: impl Fn() -> P + Send + Sync + 'static,
+        clock: Arc<dyn Clock>,
+        group: &str,
+        crash_points: CrashPoints,
+    ) -> Running {
         let stop = CancellationToken::new();
-        let mut config = RuntimeConfig {
+        let config = RuntimeConfig {
             tick_interval_ms: 100,
             time_markers: kind.time_markers(),
-            ..RuntimeConfig::new(format!("replay.{}", kind.name()))
+            crash_points,
+            ..RuntimeConfig::new(group)
         };
-        if let Some(point) = crash_at {
-            let crashed = AtomicBool::new(false);
-            config.crash_points =
-                CrashPoints::new(move |at| at == point && !crashed.swap(true, Ordering::SeqCst));
-        }
         let (broker, registry, token) = (self.broker.clone(), self.registry.clone(), stop.clone());
         let handle = tokio::spawn(async move {
             run(
@@ -138,7 +154,6 @@ pub async fn read_all<T: Record>(reader: &RecordConsumer, at_least: usize) -> Ve
         }
     }
 }
-
 
 // ----- records and processors the tests share -----
 
