@@ -11,12 +11,11 @@ use jivapay_tests::black_hole::BlackHole;
 use jivapay_tests::fault_proxy::FaultProxy;
 use jivapay_tests::fleet::Fleet;
 use jivapay_tests::postgres::OwnPostgres;
-use jivapay_tests::process::{command, free_port, start_all, Running};
+use jivapay_tests::process::{free_port, seed_demo, start_all, Running};
 use jivapay_tests::tansu::OwnTansu;
 use jivapay_tests::traffic::{check_books, ReadyzProbe, Traffic};
 use std::future::Future;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -28,18 +27,7 @@ fn binary() -> &'static Path {
 
 /// Migrates and seeds the demo data into the cluster at `url`.
 fn prepare(url: &str) {
-    let env = [
-        ("JIVAPAY__DATABASE__URL", url),
-        (
-            "JIVAPAY__SEED__DEMO_PASSWORD",
-            jivapay_tests::demo::DEMO_PASSWORD,
-        ),
-    ];
-    let seeded = command(binary(), &["seed", "--demo"], &env)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(seeded.success(), "jivapay seed --demo");
+    seed_demo(binary(), url);
 }
 
 /// One outage: from when it began to when `/readyz` answered 200 again.

@@ -37,6 +37,12 @@ impl Fleet {
     /// database and the broker; topics must exist and the database be migrated), and waits
     /// (bounded) until the two APIs answer.
     pub async fn start(binary: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_with(binary, env, &[]).await
+    }
+
+    /// Like [`Fleet::start`], with the stages `more` as well: a second instance of a stage
+    /// shares its work (its consumer group) with the first.
+    pub async fn start_with(binary: &Path, env: &[(&str, &str)], more: &[&str]) -> Self {
         let address = |port: u16| format!("127.0.0.1:{port}");
         let (ingest_port, admin_port) = (free_port(), free_port());
         let mut shared: Vec<(String, String)> = env
@@ -52,7 +58,7 @@ impl Fleet {
             Component::spawn(binary, &["ingest"], &shared),
             Component::spawn(binary, &["admin"], &shared),
         ];
-        for stage in STAGES {
+        for stage in STAGES.iter().chain(more) {
             let ops = free_port();
             let mut own = shared.clone();
             own.push(("JIVAPAY__HTTP__OPS_ADDR".into(), address(ops)));
@@ -88,6 +94,21 @@ impl Fleet {
             member.stop();
         }
         self.restarts.load(Ordering::SeqCst)
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, …) to the `nth` process (from 0) running `stage`.
+    pub fn signal(&self, stage: &str, nth: usize, signal: &str) {
+        let members = self.members.lock().unwrap();
+        let member = members
+            .iter()
+            .filter(|m| m.name() == stage)
+            .nth(nth)
+            .unwrap_or_else(|| panic!("no process {nth} of {stage}"));
+        let sent = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &member.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -{signal} {stage}");
     }
 
     fn stop_watching(&mut self) {

@@ -217,3 +217,16 @@ impl Drop for Component {
         }
     }
 }
+
+/// Migrates and seeds the demo data (`jivapay seed --demo`) into the cluster at `url`.
+pub fn seed_demo(binary: &Path, url: &str) {
+    let env = [
+        ("JIVAPAY__DATABASE__URL", url),
+        ("JIVAPAY__SEED__DEMO_PASSWORD", crate::demo::DEMO_PASSWORD),
+    ];
+    let seeded = command(binary, &["seed", "--demo"], &env)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(seeded.success(), "jivapay seed --demo");
+}
