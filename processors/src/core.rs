@@ -67,6 +67,8 @@ pub enum Emit {
     TraderPosting(TraderPosting),
     /// → `trader.capacity`, key = trader id.
     Capacity(TraderCapacity),
+    /// → `trader.commands`, key = trader id: commissions releasing an order's second holder.
+    Command(TraderCommand),
 }
 
 impl Emit {
@@ -79,6 +81,7 @@ impl Emit {
             Emit::StorePosting(_) => STORE_POSTINGS,
             Emit::TraderPosting(_) => TRADER_POSTINGS,
             Emit::Capacity(_) => TRADER_CAPACITY,
+            Emit::Command(_) => TRADER_COMMANDS,
         }
     }
 
@@ -91,6 +94,7 @@ impl Emit {
             Emit::StorePosting(r) => r.store_id.to_string(),
             Emit::TraderPosting(r) => r.trader_id.to_string(),
             Emit::Capacity(r) => r.trader_id.to_string(),
+            Emit::Command(r) => r.trader_id.to_string(),
         }
     }
 }

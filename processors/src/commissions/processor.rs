@@ -1,11 +1,17 @@
 //! [`CommissionsProcessor`]: remembers an order from ASSIGNED, settles it on COMPLETED.
+//!
+//! One holder per order (issue 14, item 3): the trader of the first ASSIGNED read for an order
+//! holds it — its events are read in one partition's order, so every replay picks the same
+//! one. Should a second trader's book ever assign the order too (a duplicate no stage caught),
+//! that trader is told to cancel it, which releases his hold; his events change nothing here,
+//! and the holder's completion is settled as usual.
 
 use super::split::{pay_in_split, PayInSplit};
 use crate::core::{derived_id, Emit, Input, MasterData, Millis, Processor};
 use jivapay_domain::{OrderId, RequisiteId, StoreId, TraderId, UsdtAmount};
 use jivapay_schemas::records::{
     AccountKind, AccountOwnerKind, Direction, LedgerEntry, LedgerTransfer, OrderEvent, OrderStatus,
-    PostingKind, StorePosting, TraderPosting, TransferKind,
+    PostingKind, StorePosting, TraderCommand, TraderCommandKind, TraderPosting, TransferKind,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -43,11 +49,28 @@ struct Assignment {
 #[serde(rename_all = "snake_case")]
 enum OrderState {
     Assigned(Assignment),
-    /// Settled or ended: later events of the order are replays and change nothing.
+    /// Settled or ended: later events of the order are replays and change nothing (but a
+    /// second holder's ASSIGNED, which is still released).
     Closed {
         at: Millis,
+        /// The holder; `None` in records written before holders were kept, or for an order
+        /// never assigned.
+        #[serde(default)]
+        trader_id: Option<TraderId>,
     },
 }
+
+impl OrderState {
+    fn holder(&self) -> Option<TraderId> {
+        match self {
+            OrderState::Assigned(a) => Some(a.trader_id),
+            OrderState::Closed { trader_id, .. } => *trader_id,
+        }
+    }
+}
+
+/// The reason a second holder's book is given for the cancellation.
+pub const DUPLICATE_ASSIGNMENT: &str = "duplicate_assignment";
 
 pub struct CommissionsProcessor {
     master: Arc<dyn MasterData>,
@@ -72,6 +95,12 @@ impl CommissionsProcessor {
         }
         let order_id = event.order_id;
         let known = self.orders.get(&order_id);
+        let holder = known.and_then(OrderState::holder);
+        if let (Some(holder), Some(trader)) = (holder, event.trader_id) {
+            if trader != holder {
+                return release_second_holder(&event, trader);
+            }
+        }
         if matches!(known, Some(OrderState::Closed { .. })) {
             return Vec::new();
         }
@@ -100,7 +129,8 @@ impl CommissionsProcessor {
                     return Vec::new();
                 };
                 let out = settle(order_id, &assignment, now);
-                self.set(order_id, OrderState::Closed { at: now });
+                let trader_id = Some(assignment.trader_id);
+                self.set(order_id, OrderState::Closed { at: now, trader_id });
                 out
             }
             OrderStatus::Cancelled
@@ -112,7 +142,8 @@ impl CommissionsProcessor {
                 // Nothing to settle: the trader book released its hold. Only an order we hold
                 // state for needs the marker (the others were never assigned).
                 if known.is_some() {
-                    self.set(order_id, OrderState::Closed { at: now });
+                    let trader_id = holder;
+                    self.set(order_id, OrderState::Closed { at: now, trader_id });
                 }
                 Vec::new()
             }
@@ -178,13 +209,41 @@ impl CommissionsProcessor {
     fn sweep(&mut self, now: Millis) {
         let dirty = &mut self.dirty;
         self.orders.retain(|order_id, state| match state {
-            OrderState::Closed { at } if now.saturating_sub(*at) >= CLOSED_RETENTION_MS => {
+            OrderState::Closed { at, .. } if now.saturating_sub(*at) >= CLOSED_RETENTION_MS => {
                 dirty.insert(*order_id);
                 false
             }
             _ => true,
         });
     }
+}
+
+/// An event of a trader who is not the order's holder: his ASSIGNED is answered with a
+/// cancellation for his book (releasing his hold); anything else of his changes nothing.
+fn release_second_holder(event: &OrderEvent, trader_id: TraderId) -> Vec<Emit> {
+    if event.status != OrderStatus::Assigned {
+        return Vec::new();
+    }
+    let order_id = event.order_id;
+    tracing::error!(%order_id, %trader_id, "a second trader assigned a held order; released");
+    vec![Emit::Command(TraderCommand {
+        command_id: derived_id(&[
+            order_id.0.as_bytes(),
+            trader_id.0.as_bytes(),
+            DUPLICATE_ASSIGNMENT.as_bytes(),
+        ]),
+        trader_id,
+        order_id: Some(order_id),
+        kind: TraderCommandKind::CancelOrder,
+        amount: None,
+        resolution: None,
+        receipt_key: None,
+        actor_id: None,
+        actor_role: Some("system".into()),
+        reason: Some(DUPLICATE_ASSIGNMENT.into()),
+        // From the cause, not the clock: a replay sends the same command.
+        issued_at: event.occurred_at,
+    })]
 }
 
 /// The transfer and the postings of a completed pay-in. Zero legs are left out (the ledger

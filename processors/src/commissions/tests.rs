@@ -3,8 +3,8 @@ use crate::core::{derived_id, Emit, InMemoryMasterData, Input, MasterData, Milli
 use jivapay_domain::{OrderId, StoreId, TraderId};
 use jivapay_schemas::records::{
     AccountKind, AccountOwnerKind, Direction, LedgerTransfer, OrderEvent, OrderEventKind,
-    OrderStatus, PostingKind, StoreCommission, StorePosting, TraderCommission, TraderPosting,
-    TransferKind,
+    OrderStatus, PostingKind, StoreCommission, StorePosting, TraderCommandKind, TraderCommission,
+    TraderPosting, TransferKind,
 };
 use jivapay_schemas::samples;
 use proptest::prelude::*;
@@ -412,6 +412,67 @@ fn closed_orders_are_forgotten_after_their_retention() {
 }
 
 /// Amounts from 0.000001 to 1 000 000 USDT, percentages 0 to 100 with 4 places.
+fn second_trader() -> TraderId {
+    TraderId(Uuid::from_u128(0xb0b))
+}
+
+fn by(trader: TraderId, e: OrderEvent) -> OrderEvent {
+    OrderEvent {
+        event_id: derived_id(&[e.event_id.as_bytes(), trader.0.as_bytes()]),
+        trader_id: Some(trader),
+        ..e
+    }
+}
+
+fn cancellations(out: &[Emit]) -> Vec<(TraderId, Option<OrderId>)> {
+    out.iter()
+        .filter_map(|e| match e {
+            Emit::Command(c) if c.kind == TraderCommandKind::CancelOrder => {
+                Some((c.trader_id, c.order_id))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// (a) A second trader's book assigned the order too. The first holder keeps it; the second
+/// is told to cancel (his hold released); his copy expiring closes nothing; the holder's late
+/// completion is settled — on the old rules the phantom's expiry closed the order and the
+/// completion was never settled: the store never credited, the hold never released.
+#[test]
+fn a_second_holder_is_released_and_the_first_is_settled() {
+    let mut p = CommissionsProcessor::new(master("3.5", "2.25"));
+    let (one, two) = (trader_id(), second_trader());
+    assert!(apply(&mut p, event(1, OrderStatus::Assigned, "50"), T0).is_empty());
+    let out = apply(
+        &mut p,
+        by(two, event(1, OrderStatus::Assigned, "50")),
+        T0 + 1,
+    );
+    assert_eq!(cancellations(&out), vec![(two, Some(order_id(1)))]);
+    let again = apply(
+        &mut p,
+        by(two, event(1, OrderStatus::Assigned, "50")),
+        T0 + 2,
+    );
+    assert_eq!(again, out, "the same command, for a replay to deduplicate");
+
+    let expired = by(two, event(1, OrderStatus::Expired, "50"));
+    assert!(apply(&mut p, expired, T0 + 3).is_empty());
+    let out = apply(&mut p, event(1, OrderStatus::Completed, "50"), T0 + 4);
+    assert_eq!(transfer(&out).order_id, Some(order_id(1)));
+    assert!(trader_postings(&out).iter().all(|p| p.trader_id == one));
+
+    // A second assignment read after the order closed is released all the same.
+    let late = apply(
+        &mut p,
+        by(two, event(1, OrderStatus::Assigned, "50")),
+        T0 + 5,
+    );
+    assert_eq!(cancellations(&late), vec![(two, Some(order_id(1)))]);
+    assert!(apply(&mut p, event(1, OrderStatus::Completed, "50"), T0 + 6).is_empty());
+}
+
 fn amount() -> impl Strategy<Value = Decimal> {
     (1i64..=1_000_000_000_000).prop_map(|micros| Decimal::new(micros, 6))
 }

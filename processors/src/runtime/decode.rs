@@ -33,5 +33,6 @@ pub fn encode(registry: &SchemaRegistry, emit: &crate::core::Emit) -> Result<Vec
         Emit::StorePosting(r) => registry.encode(r),
         Emit::TraderPosting(r) => registry.encode(r),
         Emit::Capacity(r) => registry.encode(r),
+        Emit::Command(r) => registry.encode(r),
     }
 }

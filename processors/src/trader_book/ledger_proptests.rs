@@ -141,6 +141,9 @@ impl Pipeline {
                     self.ledger.push(t);
                 }
                 Emit::TraderPosting(p) => self.in_flight.push_back(p),
+                Emit::Command(c) => {
+                    prop_assert!(false, "one trader, never a second holder: {:?}", c);
+                }
                 Emit::StorePosting(_) | Emit::Capacity(_) | Emit::Screened(_) | Emit::Routed(_) => {
                 }
             }

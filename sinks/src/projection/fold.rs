@@ -102,7 +102,7 @@ impl OrderRow {
 }
 
 /// One row per order of the batch, folded in sequence order (a redelivered event of the same
-/// sequence changes nothing).
+/// sequence changes nothing), from its holder's events only.
 pub fn fold(events: &[&OrderEvent]) -> Vec<OrderRow> {
     let mut by_order: BTreeMap<OrderId, Vec<&OrderEvent>> = BTreeMap::new();
     for event in events {
@@ -110,7 +110,8 @@ pub fn fold(events: &[&OrderEvent]) -> Vec<OrderRow> {
     }
     by_order
         .into_values()
-        .filter_map(|mut events| {
+        .filter_map(|events| {
+            let mut events = of_one_holder(events);
             events.sort_by_key(|e| e.sequence);
             events.dedup_by_key(|e| e.sequence);
             let mut events = events.into_iter();
@@ -121,6 +122,16 @@ pub fn fold(events: &[&OrderEvent]) -> Vec<OrderRow> {
             Some(row)
         })
         .collect()
+}
+
+/// The events of the order's holder and those that name no trader, in log order. The trader
+/// of the first event that names one holds the order, as commissions decides (one partition,
+/// one order); a second trader's events (a duplicate assignment, which commissions has his
+/// book cancel) stay in the order's history only. Across batches the upsert keeps the holder.
+fn of_one_holder(mut events: Vec<&OrderEvent>) -> Vec<&OrderEvent> {
+    let holder = events.iter().find_map(|e| e.trader_id);
+    events.retain(|e| e.trader_id.is_none() || e.trader_id == holder);
+    events
 }
 
 #[cfg(test)]
@@ -182,5 +193,32 @@ mod tests {
         assert_eq!(rows.len(), 2);
         assert!(rows.iter().any(|r| r.id == other.order_id));
         assert!(rows.iter().any(|r| r.id == mine.order_id));
+    }
+
+    /// A second trader's book assigned the order too and cancelled it when told to: the row
+    /// stays the holder's, completed (issue 14, one holder per order).
+    #[test]
+    fn a_second_holders_events_leave_the_row_alone() {
+        use OrderEventKind as K;
+        use OrderStatus as S;
+        let assigned = event(2, K::Assigned, S::Assigned, 2_000);
+        let second = jivapay_domain::TraderId(Uuid::from_u128(0xb0b));
+        let mut theirs = event(2, K::Assigned, S::Assigned, 2_100);
+        theirs.trader_id = Some(second);
+        let mut cancelled = event(3, K::Cancelled, S::Cancelled, 2_200);
+        cancelled.trader_id = Some(second);
+        let completed = event(4, K::Completed, S::Completed, 4_000);
+        let rows = fold(&[&assigned, &theirs, &cancelled, &completed]);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (rows[0].status, rows[0].trader_id),
+            ("completed", assigned.trader_id)
+        );
+        let rows = fold(&[&theirs, &cancelled]);
+        assert_eq!(
+            rows[0].trader_id,
+            Some(second),
+            "alone in a batch: the upsert refuses it"
+        );
     }
 }

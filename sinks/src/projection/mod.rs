@@ -60,7 +60,7 @@ async fn notify_changes(tx: &mut PgConnection, rows: &[OrderRow]) -> sqlx::Resul
 }
 
 /// Inserts the orders not yet projected and moves the others forward, each only if the row is
-/// newer than what the table holds.
+/// newer than what the table holds and of the trader holding the order (`fold::of_one_holder`).
 async fn upsert_orders(tx: &mut PgConnection, rows: &[OrderRow]) -> sqlx::Result<()> {
     fn column<T>(rows: &[OrderRow], f: impl Fn(&OrderRow) -> T) -> Vec<T> {
         rows.iter().map(f).collect()
@@ -95,7 +95,9 @@ async fn upsert_orders(tx: &mut PgConnection, rows: &[OrderRow]) -> sqlx::Result
              last_event_id = EXCLUDED.last_event_id,
              version = EXCLUDED.version,
              projected_at = now()
-         WHERE orders.version < EXCLUDED.version",
+         WHERE orders.version < EXCLUDED.version
+             AND (orders.trader_id IS NULL OR EXCLUDED.trader_id IS NULL
+                  OR orders.trader_id = EXCLUDED.trader_id)",
     )
     .bind(column(rows, |r| r.id))
     .bind(column(rows, |r| r.store_id))
