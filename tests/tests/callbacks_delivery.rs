@@ -449,3 +449,39 @@ async fn an_endpoint_failing_for_long_is_disabled_and_re_enabled_by_its_merchant
     sink.stop().await;
     app.stop().await;
 }
+
+/// One holder per order (issue 14): a second trader's book assigned the order too, and
+/// cancelled its copy when commissions told it to. The merchant hears the holder's events
+/// only — never "assigned" twice, nor the copy's "cancelled".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_holders_events_never_reach_the_merchant() {
+    let app = app_for_callbacks().await;
+    let receiver = Receiver::start().await;
+    let (_, store_id, _) = store(&app, &receiver.url).await;
+    let sink = RunningSink::start(&app, jivapay_sinks::callbacks::system_clock());
+    let order = Uuid::new_v4();
+    let of = |trader: u128, sequence: i32, kind: OrderEventKind| {
+        let mut e = event(store_id, order, sequence, kind, None);
+        e.trader_id = Some(Uuid::from_u128(trader).into());
+        e.event_id = Uuid::new_v5(&e.event_id, &trader.to_be_bytes());
+        e
+    };
+    let holder = of(1, 2, OrderEventKind::Assigned);
+    let copy = of(2, 2, OrderEventKind::Assigned);
+    let copy_cancelled = of(2, 3, OrderEventKind::Cancelled);
+    let completed = of(1, 3, OrderEventKind::Completed);
+    let created = event(store_id, order, 1, OrderEventKind::Created, None);
+    produce(&app, &[created, holder.clone(), copy]).await;
+    produce(&app, &[copy_cancelled, completed.clone()]).await;
+    let got = receiver.wait_for(3, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ids: Vec<String> = receiver.received().iter().map(|r| r.id.clone()).collect();
+    assert_eq!(got.len(), 3);
+    assert_eq!(
+        ids[1..],
+        [holder.event_id.to_string(), completed.event_id.to_string()],
+        "the holder's events only"
+    );
+    sink.stop().await;
+    app.stop().await;
+}

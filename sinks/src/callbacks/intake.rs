@@ -97,6 +97,7 @@ impl Sink<OrderEvent> for CallbackIntake {
         events: &'a [&'a OrderEvent],
     ) -> sqlx::Result<()> {
         remember_order_urls(tx, events).await?;
+        remember_holders(tx, events).await?;
         let visible: Vec<&OrderEvent> = events
             .iter()
             .copied()
@@ -198,21 +199,55 @@ async fn remember_order_urls(tx: &mut PgConnection, events: &[&OrderEvent]) -> s
     Ok(())
 }
 
+/// Keeps the trader of each order's first ASSIGNED (the first one wins, as in commissions):
+/// only the holder's events reach the merchant.
+async fn remember_holders(tx: &mut PgConnection, events: &[&OrderEvent]) -> sqlx::Result<()> {
+    let assigned: Vec<(&OrderEvent, uuid::Uuid)> = events
+        .iter()
+        .filter(|e| e.kind == OrderEventKind::Assigned)
+        .filter_map(|e| Some((*e, e.trader_id?.0)))
+        .collect();
+    if assigned.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO callback_order_holders (order_id, trader_id)
+         SELECT h.order_id, h.trader_id
+         FROM UNNEST($1::uuid[], $2::uuid[]) WITH ORDINALITY AS h(order_id, trader_id, n)
+         ORDER BY h.n
+         ON CONFLICT (order_id) DO NOTHING",
+    )
+    .bind(assigned.iter().map(|(e, _)| e.order_id).collect::<Vec<_>>())
+    .bind(assigned.iter().map(|(_, t)| *t).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 /// (index into `events`, URL) of the events that have somewhere to go: the order's own URL,
-/// else its store's; only stores that exist.
+/// else its store's; only stores that exist, and only events of the order's holder (or of no
+/// trader).
 async fn delivery_urls(
     tx: &mut PgConnection,
     events: &[&OrderEvent],
 ) -> sqlx::Result<Vec<(i64, String)>> {
     let urls: Vec<(i64, Option<String>)> = sqlx::query_as(
         "SELECT e.n - 1, coalesce(t.url, s.callback_url)
-         FROM UNNEST($1::uuid[], $2::uuid[]) WITH ORDINALITY AS e(order_id, store_id, n)
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[]) WITH ORDINALITY AS e(order_id, store_id, trader_id, n)
          JOIN stores s ON s.id = e.store_id
          LEFT JOIN callback_order_targets t ON t.order_id = e.order_id
+         LEFT JOIN callback_order_holders h ON h.order_id = e.order_id
+         WHERE e.trader_id IS NULL OR h.trader_id IS NULL OR h.trader_id = e.trader_id
          ORDER BY e.n",
     )
     .bind(events.iter().map(|e| e.order_id).collect::<Vec<_>>())
     .bind(events.iter().map(|e| e.store_id).collect::<Vec<_>>())
+    .bind(
+        events
+            .iter()
+            .map(|e| e.trader_id.map(|t| t.0))
+            .collect::<Vec<_>>(),
+    )
     .fetch_all(&mut *tx)
     .await?;
     Ok(urls
