@@ -90,8 +90,7 @@ async fn a_second_assignment_is_released_and_the_holder_settled() {
     let copy_capacity = read_all::<TraderCapacity>(&capacities, 3)
         .await
         .into_iter()
-        .filter(|c| c.trader_id == copy.trader_id)
-        .last()
+        .rfind(|c| c.trader_id == copy.trader_id)
         .expect("the copy's capacity");
     settle.stop().await;
     book.stop().await;

@@ -16,7 +16,9 @@
 //! retried with the same bytes until it goes through (the loop reports itself retrying); an
 //! input that does not decode is dead-lettered; anything else ends the loop with its error.
 
+mod batch;
 mod changelog;
+mod config;
 mod decision_log;
 mod decode;
 pub mod origins;
@@ -25,4 +27,5 @@ mod run;
 mod time_markers;
 
 pub use changelog::{restore, RestoreError, Restored};
-pub use run::{run, CrashPoint, CrashPoints, RuntimeConfig, RuntimeError};
+pub use config::{CrashPoint, CrashPoints, RuntimeConfig, RuntimeError};
+pub use run::run;

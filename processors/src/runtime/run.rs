@@ -1,20 +1,21 @@
 //! The consume → apply → log decisions → produce → state records → commit loop.
 
-use super::changelog::{restore, writer, RestoreError, Restored};
-use super::decision_log::{self, Decisions, Logged};
+use super::batch::{decide, partitions_of, Applied, Partition, Plan, Sends};
+use super::changelog::{restore, writer, Restored};
+use super::config::{halted, CrashPoint, Halted, RuntimeConfig, RuntimeError};
+use super::decision_log::Logged;
 use super::decode::decode;
-use super::origins::{self, Origin, Origins};
+use super::origins::{self, Origin};
 use super::outgoing::{self, send_all, Outgoing};
 use super::time_markers;
-use crate::core::{Clock, Emit, Millis, Processor};
-use jivapay_platform::failure::{retry, Halt, CONSUME_ERROR_PAUSE};
-use jivapay_platform::health::{Health, LoopHealth};
+use crate::core::{Clock, Millis, Processor};
+use jivapay_platform::failure::{retry, CONSUME_ERROR_PAUSE};
+use jivapay_platform::health::LoopHealth;
 use jivapay_platform::kafka::{
-    consumer_config, Broker, DeadLetters, LoopContext, ProduceError, RawRecord, Rebalanced,
-    RecordProducer, STATISTICS_INTERVAL_MS,
+    consumer_config, Broker, DeadLetters, LoopContext, RawRecord, Rebalanced, RecordProducer,
+    STATISTICS_INTERVAL_MS,
 };
-use jivapay_schemas::records::{InputOffset, LoggedChange};
-use jivapay_schemas::{CodecError, SchemaRegistry};
+use jivapay_schemas::SchemaRegistry;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
@@ -22,122 +23,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-
-/// Limits of one runtime.
-#[derive(Debug, Clone)]
-pub struct RuntimeConfig {
-    /// Consumer group id.
-    pub group: String,
-    /// Most records applied in one batch (one produce, changelog write and commit).
-    pub batch_records_max: usize,
-    /// How long a batch waits for more records once it has one.
-    pub batch_wait_ms: u64,
-    /// How often timers fire (`Processor::tick`).
-    pub tick_interval_ms: u64,
-    /// Bound on one restore attempt (a failed one is retried).
-    pub restore_timeout_ms: u64,
-    /// Static group membership (`group.instance.id`), see `KafkaSettings::instance_id`.
-    pub instance_id: Option<String>,
-    /// Where the loop reports its state (`processor <name>`).
-    pub health: Health,
-    /// Where a test stops the loop as if its process died there (none in production).
-    pub crash_points: CrashPoints,
-    /// The input this loop writes time markers to and reads them back from
-    /// (`time_markers.rs`): its processor's timers then fire only up to what every accepted
-    /// command is known to precede. `ProcessorKind::time_markers`.
-    pub time_markers: Option<&'static str>,
-}
-
-/// The steps of a batch after which a test can stop the loop as if its process died:
-/// nothing after the step is sent, committed or closed gracefully by the loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CrashPoint {
-    /// The decision log is written; no output is sent.
-    AfterLog,
-    /// The outputs are sent; the state records are not.
-    AfterOutputs,
-    /// The state records are sent; the input offsets are not committed.
-    AfterState,
-}
-
-/// Asked at every [`CrashPoint`] of every batch that sends something: `true` stops the loop
-/// there with [`RuntimeError::Crashed`].
-#[derive(Clone, Default)]
-pub struct CrashPoints(Option<Arc<dyn Fn(CrashPoint) -> bool + Send + Sync>>);
-
-impl CrashPoints {
-    pub fn new(crash_at: impl Fn(CrashPoint) -> bool + Send + Sync + 'static) -> Self {
-        Self(Some(Arc::new(crash_at)))
-    }
-
-    fn check(&self, point: CrashPoint) -> Result<(), Halted> {
-        match &self.0 {
-            Some(crash_at) if crash_at(point) => Err(Some(RuntimeError::Crashed(point))),
-            _ => Ok(()),
-        }
-    }
-}
-
-impl std::fmt::Debug for CrashPoints {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "CrashPoints(set)"
-        } else {
-            "CrashPoints(none)"
-        })
-    }
-}
-
-impl RuntimeConfig {
-    pub fn new(group: impl Into<String>) -> Self {
-        Self {
-            group: group.into(),
-            batch_records_max: 500,
-            batch_wait_ms: 5,
-            tick_interval_ms: 500,
-            restore_timeout_ms: 60_000,
-            instance_id: None,
-            health: Health::default(),
-            crash_points: CrashPoints::default(),
-            time_markers: None,
-        }
-    }
-}
-
-/// A failure no retry mends: the loop ends with it and its process exits.
-#[derive(Debug, thiserror::Error)]
-pub enum RuntimeError {
-    #[error("kafka: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
-    #[error("produce: {0}")]
-    Produce(#[from] ProduceError),
-    #[error("restore: {0}")]
-    Restore(#[from] RestoreError),
-    #[error("encode: {0}")]
-    Encode(#[from] CodecError),
-    #[error("changelog topic {0} does not exist: run `jivapay topics create` first")]
-    NoChangelog(String),
-    #[error("inputs and changelog are not co-partitioned: {0:?}")]
-    NotCoPartitioned(Vec<(String, i32)>),
-    #[error("state key {key} of a record of partition {partition} belongs to partition {belongs}")]
-    Misrouted {
-        key: String,
-        partition: i32,
-        belongs: i32,
-    },
-    #[error("stopped at {0:?} (a test's crash point)")]
-    Crashed(CrashPoint),
-}
-
-/// How a step ended early: `None` when the loop is stopping.
-type Halted = Option<RuntimeError>;
-
-fn halted<E: Into<RuntimeError>>(halt: Halt<E>) -> Halted {
-    match halt {
-        Halt::Stopped => None,
-        Halt::Failed(e, _) => Some(e.into()),
-    }
-}
 
 /// Runs `make()`'s processors (one per assigned partition) over `inputs` until `stop`. State
 /// lives in `changelog`. Returns an error only for a failure no retry mends.
@@ -225,19 +110,6 @@ fn received(message: &BorrowedMessage<'_>) -> Received {
         },
         origin,
     }
-}
-
-/// One owned partition: its processor and what its state covers.
-pub(super) struct Partition<P> {
-    pub processor: P,
-    /// Per input topic, the next offset to apply (anything below it is covered by the state).
-    pub covered: BTreeMap<String, i64>,
-    /// The sequence of the last logged batch.
-    pub sequence: i64,
-    /// This owner's generation (`changelog.rs`): on all it writes, fencing off older owners.
-    pub generation: i64,
-    /// What it knows of the processors its inputs come from (`origins.rs`).
-    pub origins: Origins,
 }
 
 struct Worker<'a, P, M> {
@@ -612,176 +484,4 @@ impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
         .await
         .map_err(halted)
     }
-}
-
-/// What a batch applied so far, per partition.
-#[derive(Default)]
-struct Applied {
-    work: BTreeMap<i32, Work>,
-}
-
-/// One partition's share of a batch: its outputs and the next offset of each input read.
-#[derive(Default)]
-struct Work {
-    outputs: Vec<Emit>,
-    positions: BTreeMap<String, i64>,
-    /// Whether a record other than a time marker was read.
-    decided: bool,
-}
-
-/// The end of a batch for one partition: its timers (when due), `finish_batch`, its state
-/// changes. `None` when the partition has nothing to log.
-#[allow(clippy::type_complexity)]
-fn decide<P: Processor>(
-    number: i32,
-    partition: &mut Partition<P>,
-    mut work: Work,
-    tick: bool,
-    now: Millis,
-) -> Option<(Vec<Emit>, Vec<LoggedChange>, BTreeMap<String, i64>)> {
-    if tick {
-        work.outputs.extend(partition.processor.tick(now));
-    }
-    work.outputs.extend(partition.processor.finish_batch(now));
-    let changes = partition.processor.take_changes();
-    let changes: Vec<LoggedChange> = changes
-        .into_iter()
-        .map(|(state_key, state)| LoggedChange { state_key, state })
-        .chain(partition.origins.take_changes(number))
-        .collect();
-    if work.outputs.is_empty() && changes.is_empty() && work.positions.is_empty() {
-        return None;
-    }
-    Some((work.outputs, changes, work.positions))
-}
-
-/// The records a batch sends, in the order it sends them.
-#[derive(Default)]
-struct Sends {
-    log: Vec<Outgoing>,
-    outputs: Vec<Outgoing>,
-    state: Vec<Outgoing>,
-    commit: Vec<(String, i32, i64)>,
-}
-
-/// How one partition's decisions become records.
-struct Plan<'a> {
-    registry: &'a SchemaRegistry,
-    changelog: &'a str,
-    changelog_partitions: i32,
-    /// The processor's name, on the origin of its outputs.
-    name: &'static str,
-    marker: &'a str,
-    now: Millis,
-}
-
-impl Plan<'_> {
-    /// Adds one partition's decisions to `sends`: the next batch of its decision log, its
-    /// outputs, its state records and the offsets to commit.
-    fn add<P>(
-        &self,
-        sends: &mut Sends,
-        number: i32,
-        partition: &mut Partition<P>,
-        outputs: Vec<Emit>,
-        changes: Vec<LoggedChange>,
-        positions: BTreeMap<String, i64>,
-    ) -> Result<(), RuntimeError> {
-        let mut outputs = outgoing::outputs(self.registry, &outputs)?;
-        let state = outgoing::state_records(
-            self.registry,
-            self.changelog,
-            self.changelog_partitions,
-            &changes,
-            &writer("", partition.generation),
-            self.now,
-        )?;
-        if let Some((record, change)) = state
-            .iter()
-            .zip(&changes)
-            .find(|(record, _)| record.partition != Some(number))
-        {
-            return Err(RuntimeError::Misrouted {
-                key: change.state_key.clone(),
-                partition: number,
-                belongs: record.partition.unwrap_or_default(),
-            });
-        }
-        for (topic, next) in &positions {
-            partition.covered.insert(topic.clone(), *next);
-            sends.commit.push((topic.clone(), number, *next));
-        }
-        let decisions = Decisions {
-            covered: covered_offsets(number, &partition.covered),
-            changes,
-            outputs: outputs.iter().map(Outgoing::logged).collect(),
-        };
-        partition.sequence += 1;
-        outgoing::with_origins(
-            &mut outputs,
-            &Origin {
-                source: self.name.to_owned(),
-                partition: number,
-                sender: partition.generation,
-                logged_by: partition.generation,
-                sequence: partition.sequence,
-                index: 0,
-            },
-        );
-        sends.log.extend(decision_log::chunks(
-            self.registry,
-            self.changelog,
-            number,
-            partition.sequence,
-            &writer(self.marker, partition.generation),
-            decisions,
-            self.now,
-        )?);
-        sends.outputs.extend(outputs);
-        sends.state.extend(state);
-        Ok(())
-    }
-}
-
-fn covered_offsets(partition: i32, covered: &BTreeMap<String, i64>) -> Vec<InputOffset> {
-    covered
-        .iter()
-        .map(|(topic, offset)| InputOffset {
-            topic: topic.clone(),
-            partition,
-            offset: *offset,
-        })
-        .collect()
-}
-
-/// The restored processors with what their state covers, the sequence of their last
-/// logged batch, this owner's generation and the trackers of their sources.
-fn partitions_of<P>(
-    mut restored: Restored<P>,
-    logged: &BTreeMap<i32, Logged>,
-) -> BTreeMap<i32, Partition<P>> {
-    let covered = &restored.covered;
-    std::mem::take(&mut restored.processors)
-        .into_iter()
-        .map(|(number, processor)| {
-            let covered = covered
-                .iter()
-                .filter(|((_, p), _)| *p == number)
-                .map(|((topic, _), offset)| (topic.clone(), *offset))
-                .collect();
-            let sequence = logged.get(&number).map_or(0, |l| l.sequence);
-            let generation = restored.generations.get(&number).copied().unwrap_or(0);
-            let origins = restored.origins.remove(&number).unwrap_or_default();
-            (
-                number,
-                Partition {
-                    processor,
-                    covered,
-                    sequence,
-                    generation,
-                    origins,
-                },
-            )
-        })
-        .collect()
 }
