@@ -5,13 +5,13 @@
 mod support;
 
 use jivapay_domain::{FiatAmount, TraderId, UsdtAmount};
-use jivapay_processors::core::{Clock, InMemoryMasterData, ManualClock, MasterData};
+use jivapay_processors::core::{Clock, ManualClock, MasterData};
 use jivapay_processors::router::RouterProcessor;
 use jivapay_processors::runtime::CrashPoint;
 use jivapay_processors::ProcessorKind;
 use jivapay_schemas::records::{
-    LedgerTransfer, OrderEvent, OrderEventKind, OrderRouted, OrderScreened, TraderCapacity,
-    TraderCommand, TraderCommandKind,
+    LedgerTransfer, OrderEvent, OrderEventKind, OrderRouted, OrderScreened, TraderCommand,
+    TraderCommandKind,
 };
 use jivapay_schemas::samples;
 use jivapay_schemas::topics::{
@@ -24,36 +24,6 @@ use support::*;
 
 /// More orders for one trader than the book's id windows held (128).
 const ORDERS: u128 = 300;
-
-/// Trader 1 alone in the pool, funded for every order, a day to confirm.
-fn one_busy_trader() -> Arc<InMemoryMasterData> {
-    let master = InMemoryMasterData::default();
-    let t = trader(1, 1);
-    let capacity = TraderCapacity {
-        trader_id: t.trader_id,
-        free_deposit: UsdtAmount::try_from(Decimal::from(100_000_000)).unwrap(),
-        requisites: Vec::new(),
-        ..samples::trader_capacity()
-    };
-    master
-        .capacities
-        .lock()
-        .unwrap()
-        .insert(t.trader_id, capacity);
-    master.traders.lock().unwrap().insert(t.trader_id, t);
-    master
-        .rates
-        .lock()
-        .unwrap()
-        .insert("RUB".into(), samples::rate());
-    let timeout = "orders.trader_confirmation_timeout_secs";
-    master
-        .settings
-        .lock()
-        .unwrap()
-        .insert(timeout.into(), setting(timeout, "86400"));
-    Arc::new(master)
-}
 
 /// Order `n`, each of its own amount (one requisite holds one open order per amount).
 fn order(n: u128) -> OrderScreened {
@@ -87,7 +57,7 @@ fn assignments(events: &[OrderEvent]) -> BTreeMap<uuid::Uuid, usize> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn d_a_batch_sent_again_longer_than_any_window_is_applied_once() {
     let pipeline = Pipeline::new().await;
-    let master = one_busy_trader();
+    let master = master_with(&[trader(1, 1)]);
     let trader_id = trader(1, 1).trader_id;
     let clock = ManualClock::at(samples::AT + 1_000);
     let (events, routed, transfers) = (

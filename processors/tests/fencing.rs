@@ -6,7 +6,7 @@
 mod support;
 
 use jivapay_domain::UsdtAmount;
-use jivapay_processors::core::{Clock, InMemoryMasterData, ManualClock};
+use jivapay_processors::core::{Clock, ManualClock};
 use jivapay_processors::runtime::{CrashPoint, CrashPoints};
 use jivapay_processors::ProcessorKind;
 use jivapay_schemas::records::{
@@ -63,19 +63,8 @@ fn open_amounts(capacity: &TraderCapacity) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
 async fn e_an_owner_frozen_past_its_session_cannot_bring_its_state_back() {
     let pipeline = Pipeline::new().await;
-    let master = Arc::new(InMemoryMasterData::default());
     let trader = samples::trader();
-    master
-        .traders
-        .lock()
-        .unwrap()
-        .insert(trader.trader_id, trader.clone());
-    let timeout = "orders.trader_confirmation_timeout_secs";
-    master
-        .settings
-        .lock()
-        .unwrap()
-        .insert(timeout.into(), setting(timeout, "86400"));
+    let master = master_with(std::slice::from_ref(&trader));
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::at(samples::AT + 1_000));
     let key = trader.trader_id.to_string();
     let (events, capacities, transfers) = (

@@ -13,8 +13,7 @@ use jivapay_processors::router::RouterProcessor;
 use jivapay_processors::runtime::CrashPoint;
 use jivapay_processors::ProcessorKind;
 use jivapay_schemas::records::{
-    LedgerTransfer, OrderEvent, OrderEventKind, OrderRouted, TraderCapacity, TraderCommand,
-    TraderCommandKind,
+    LedgerTransfer, OrderEvent, OrderEventKind, OrderRouted, TraderCommand, TraderCommandKind,
 };
 use jivapay_schemas::samples;
 use jivapay_schemas::topics::{LEDGER_TRANSFERS, ORDERS_EVENTS, ORDERS_ROUTED, TRADER_COMMANDS};
@@ -28,27 +27,7 @@ use uuid::Uuid;
 
 /// Traders 1 (first by priority) and 2 in pool `RUB:sbp`, both with room, and a RUB rate.
 fn two_traders() -> Arc<InMemoryMasterData> {
-    let master = InMemoryMasterData::default();
-    for t in [trader(1, 1), trader(2, 2)] {
-        let capacity = TraderCapacity {
-            trader_id: t.trader_id,
-            free_deposit: UsdtAmount::try_from(Decimal::from(1_000_000)).unwrap(),
-            requisites: Vec::new(),
-            ..samples::trader_capacity()
-        };
-        master
-            .capacities
-            .lock()
-            .unwrap()
-            .insert(t.trader_id, capacity);
-        master.traders.lock().unwrap().insert(t.trader_id, t);
-    }
-    master
-        .rates
-        .lock()
-        .unwrap()
-        .insert("RUB".into(), samples::rate());
-    Arc::new(master)
+    master_with(&[trader(1, 1), trader(2, 2)])
 }
 
 /// Per order, every routing read, which must all be one and the same record.
@@ -180,7 +159,7 @@ struct Scene {
 impl Scene {
     async fn with_an_assigned_order() -> Scene {
         let pipeline = Pipeline::new().await;
-        let master = Arc::new(InMemoryMasterData::default());
+        let master = master_with(&[samples::trader()]);
         let events = pipeline.reader(ORDERS_EVENTS);
         let clock = ManualClock::at(samples::AT + 1_000);
         let seen = book_with_an_assigned_order(&pipeline, &master, &events, &clock).await;
@@ -194,7 +173,7 @@ impl Scene {
     }
 }
 
-/// A book with the sample trader (a day to confirm), funded, with the sample order assigned
+/// A book with the sample trader of `master`, funded, with the sample order assigned
 /// at `clock`; the book is stopped again. Returns the events read so far.
 async fn book_with_an_assigned_order(
     pipeline: &Pipeline,
@@ -202,19 +181,7 @@ async fn book_with_an_assigned_order(
     events: &RecordConsumer,
     clock: &ManualClock,
 ) -> Vec<OrderEvent> {
-    let trader = samples::trader();
-    master
-        .traders
-        .lock()
-        .unwrap()
-        .insert(trader.trader_id, trader.clone());
-    let timeout = "orders.trader_confirmation_timeout_secs";
-    master
-        .settings
-        .lock()
-        .unwrap()
-        .insert(timeout.into(), setting(timeout, "86400"));
-    let key = trader.trader_id.to_string();
+    let key = samples::trader().trader_id.to_string();
     let deposit = TraderCommand {
         amount: Some(UsdtAmount::try_from(Decimal::from(1_000)).unwrap()),
         ..command(1, TraderCommandKind::Deposit, None)

@@ -4,17 +4,19 @@
 #![allow(dead_code)] // each test file uses its own part
 
 use jivapay_domain::OrderId;
+use jivapay_domain::UsdtAmount;
 use jivapay_platform::kafka::{Broker, RecordConsumer, RecordProducer};
 use jivapay_processors::core::{Clock, InMemoryMasterData, MasterData, Processor};
 use jivapay_processors::runtime::{run, CrashPoint, CrashPoints, RuntimeConfig, RuntimeError};
 use jivapay_processors::trader_book::TraderBookProcessor;
 use jivapay_processors::ProcessorKind;
 use jivapay_schemas::records::{
-    OrderScreened, Setting, SettingType, Trader, TraderCommand, TraderCommandKind,
+    OrderScreened, Setting, SettingType, Trader, TraderCapacity, TraderCommand, TraderCommandKind,
 };
 use jivapay_schemas::samples;
 use jivapay_schemas::topics::ORDERS_SCREENED;
 use jivapay_schemas::{Record, SchemaRegistry, TOPICS};
+use rust_decimal::Decimal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -216,4 +218,40 @@ pub fn book_maker(
 ) -> impl Fn() -> TraderBookProcessor + Clone + Send + Sync + 'static {
     let master = master.clone();
     move || TraderBookProcessor::new(master.clone() as Arc<dyn MasterData>)
+}
+
+/// Master data with `traders` — each with room for any order in the router's view — the
+/// sample RUB rate, and a day for traders to confirm.
+pub fn master_with(traders: &[Trader]) -> Arc<InMemoryMasterData> {
+    let master = InMemoryMasterData::default();
+    for t in traders {
+        let capacity = TraderCapacity {
+            trader_id: t.trader_id,
+            free_deposit: UsdtAmount::try_from(Decimal::from(100_000_000)).unwrap(),
+            requisites: Vec::new(),
+            ..samples::trader_capacity()
+        };
+        master
+            .capacities
+            .lock()
+            .unwrap()
+            .insert(t.trader_id, capacity);
+        master
+            .traders
+            .lock()
+            .unwrap()
+            .insert(t.trader_id, t.clone());
+    }
+    master
+        .rates
+        .lock()
+        .unwrap()
+        .insert("RUB".into(), samples::rate());
+    let timeout = "orders.trader_confirmation_timeout_secs";
+    master
+        .settings
+        .lock()
+        .unwrap()
+        .insert(timeout.into(), setting(timeout, "86400"));
+    Arc::new(master)
 }
