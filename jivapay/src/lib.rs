@@ -22,6 +22,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         settings.log.filter = "warn".into();
     }
     telemetry::init_logging(&settings.log);
+    // The recorder before anything records: installed at the first scrape, it had lost every
+    // count and timing of the records processed until then.
+    telemetry::metrics();
     tracing::debug!(?settings, "settings loaded");
     match cli.command {
         Command::All => components::all(&settings, shutdown::signal(), None).await?,

@@ -301,6 +301,30 @@ async fn pay_ins_are_screened_routed_and_assigned() {
         "store balance {store_balance}, expected about {expected}"
     );
 
+    // The first scrape counts every record processed since the start (the recorder used to be
+    // installed by the first scrape, and everything before it was lost).
+    let metrics = client
+        .get(format!("{}/metrics", app.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let fraud_in: f64 = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("jivapay_processor_records_in_total{")
+                && l.contains("stage=\"fraud\"")
+                && l.contains("topic=\"orders.requested\"")
+        })
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert!(
+        fraud_in >= 13.0,
+        "{fraud_in} pay-ins counted before the first scrape, not 13"
+    );
+
     // The processors publish their consumer lag (from librdkafka's statistics, every 2 s).
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {

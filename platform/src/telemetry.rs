@@ -27,7 +27,8 @@ pub fn init_logging(settings: &LogSettings) {
 
 static METRICS: OnceLock<PrometheusHandle> = OnceLock::new();
 
-/// The process-wide Prometheus recorder, installed on first use.
+/// The process-wide Prometheus recorder, installed on first use — which must come before
+/// anything records (`jivapay::run` calls it at start): until then counts go nowhere.
 pub fn metrics() -> PrometheusHandle {
     METRICS
         .get_or_init(|| {
