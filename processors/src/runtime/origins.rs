@@ -160,8 +160,12 @@ impl Origins {
     /// Whether a record of `origin` is new (to be applied); remembers it if so.
     pub fn admit(&mut self, origin: &Origin) -> bool {
         let key = (origin.source.clone(), origin.partition);
-        let new = self.tracks.entry(key.clone()).or_default().admit(origin);
-        if new {
+        let track = self.tracks.entry(key.clone()).or_default();
+        let fence = track.fence;
+        let new = track.admit(origin);
+        // A duplicate can raise the fence (a new owner resending what was seen): that is a
+        // change to log too, or a restore would forget it. Found by the simulation.
+        if new || track.fence != fence {
             self.touched.insert(key);
         }
         new
@@ -282,6 +286,19 @@ mod tests {
         assert!(origins.admit(&origin(5, 5, 8, 0)));
         assert!(origins.admit(&origin(9, 9, 8, 0)));
         assert!(!origins.admit(&origin(5, 5, 8, 1)), "fenced since");
+    }
+
+    #[test]
+    fn a_fence_raised_by_a_dropped_duplicate_is_a_change() {
+        let mut origins = Origins::default();
+        assert!(origins.admit(&origin(5, 5, 7, 0)));
+        origins.take_changes(2);
+        assert!(!origins.admit(&origin(9, 5, 7, 0)), "the new owner resends");
+        let changes = origins.take_changes(2);
+        assert_eq!(changes.len(), 1, "the fence moved to 9");
+        let mut restored = Origins::default();
+        restored.restore(&changes[0].state_key, changes[0].state.as_deref());
+        assert!(!restored.admit(&origin(5, 5, 8, 0)), "the old owner stays fenced");
     }
 
     #[test]
