@@ -1,0 +1,247 @@
+//! The decision log and the changelog restore, record for record as the runtime writes and
+//! reads them (`runtime/decision_log.rs`, `runtime/changelog.rs`, `runtime/outgoing.rs`):
+//!
+//! - a batch record (`__batch/<sequence mod 2>/0`, writer `<marker>@<generation>`) with the
+//!   covered offsets, the state changes and the encoded outputs — in one chunk, since the
+//!   simulation's batches are far below the 256 KiB a chunk holds;
+//! - one state record per changed key (writer `@<generation>`), on the partition its key
+//!   routes to (trackers of origins name theirs);
+//! - a restore marker (key `""`) whose offset is the new owner's generation.
+//!
+//! A restore reads its partition from the start up to its own marker (the simulated broker
+//! never under-reports an end, but the marker is what fences older owners), ignores records of
+//! generations older than a marker or generation read before them, loads state records into
+//! the processor or the origins trackers, then applies the newest complete batch over them.
+
+use crate::codec;
+use crate::processors::AnyProcessor;
+use crate::topics::{Log, Record};
+use jivapay_processors::runtime::origins::Origins;
+use jivapay_schemas::records::{
+    ChangelogEntry, InputOffset, LoggedBatch, LoggedChange, LoggedOutput,
+};
+use jivapay_schemas::{CodecError, SchemaRegistry};
+use std::collections::BTreeMap;
+
+/// The writer id on what an owner of `generation` writes (`changelog::writer`).
+pub fn writer(marker: &str, generation: i64) -> String {
+    format!("{marker}@{generation}")
+}
+
+fn generation_of(writer: Option<&str>) -> Option<i64> {
+    writer?.rsplit_once('@')?.1.parse().ok()
+}
+
+/// The record of batch `sequence` of one partition.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_record(
+    registry: &SchemaRegistry,
+    sequence: i64,
+    writer: &str,
+    covered: Vec<InputOffset>,
+    changes: Vec<LoggedChange>,
+    outputs: Vec<LoggedOutput>,
+    now: i64,
+) -> Result<Record, CodecError> {
+    let key = format!("__batch/{}/0", sequence.rem_euclid(2));
+    let entry = ChangelogEntry {
+        state_key: key.clone(),
+        state: None,
+        state_schema_id: None,
+        covered_offsets: covered,
+        marker: None,
+        written_at: now,
+        writer: Some(writer.to_owned()),
+        batch: Some(LoggedBatch {
+            sequence,
+            chunk: 0,
+            chunks: 1,
+            changes,
+            outputs,
+        }),
+    };
+    Ok(Record {
+        key: registry.encode_key(&key),
+        payload: Some(registry.encode(&entry)?),
+        origin: None,
+    })
+}
+
+/// The state record of one change and the changelog partition it goes to.
+pub fn state_record(
+    registry: &SchemaRegistry,
+    change: &LoggedChange,
+    generation: i64,
+    now: i64,
+) -> Result<(i32, Record), CodecError> {
+    let entry = ChangelogEntry {
+        state_key: change.state_key.clone(),
+        state: change.state.clone(),
+        state_schema_id: None,
+        covered_offsets: Vec::new(),
+        marker: None,
+        written_at: now,
+        writer: Some(writer("", generation)),
+        batch: None,
+    };
+    let record = Record {
+        key: registry.encode_key(&change.state_key),
+        payload: Some(registry.encode(&entry)?),
+        origin: None,
+    };
+    Ok((codec::state_partition(registry, &change.state_key), record))
+}
+
+/// A restore marker.
+pub fn marker_record(
+    registry: &SchemaRegistry,
+    marker: &str,
+    now: i64,
+) -> Result<Record, CodecError> {
+    let entry = ChangelogEntry {
+        state_key: String::new(),
+        state: None,
+        state_schema_id: None,
+        covered_offsets: vec![],
+        marker: Some(marker.to_owned()),
+        written_at: now,
+        writer: Some(marker.to_owned()),
+        batch: None,
+    };
+    Ok(Record {
+        key: registry.encode_key(""),
+        payload: Some(registry.encode(&entry)?),
+        origin: None,
+    })
+}
+
+/// The newest logged batch of a partition, as a restore finds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Logged {
+    pub sequence: i64,
+    pub logged_by: i64,
+    pub covered: Vec<InputOffset>,
+    pub changes: Vec<LoggedChange>,
+    pub outputs: Vec<LoggedOutput>,
+}
+
+/// One partition rebuilt from its changelog.
+pub struct Restored {
+    pub processor: AnyProcessor,
+    pub origins: Origins,
+    /// Per input topic, the next offset to apply.
+    pub covered: BTreeMap<String, i64>,
+    pub logged: Option<Logged>,
+    pub generation: i64,
+    /// Every key the restore loaded, with its final value (`None`: deleted): what the replay
+    /// compares with its own history.
+    pub state: BTreeMap<String, Option<Vec<u8>>>,
+    /// Records ignored as written by a fenced owner.
+    pub fenced: usize,
+}
+
+/// Rebuilds `processor` from `log`, reading up to the marker at `marker_offset` (the
+/// restoring owner's generation). A record that does not decode is reported as an error: in
+/// the simulation nothing writes one.
+pub fn restore(
+    registry: &SchemaRegistry,
+    log: &Log,
+    marker_offset: i64,
+    processor: AnyProcessor,
+) -> Result<Restored, String> {
+    let mut restored = Restored {
+        processor,
+        origins: Origins::default(),
+        covered: BTreeMap::new(),
+        logged: None,
+        generation: marker_offset,
+        state: BTreeMap::new(),
+        fenced: 0,
+    };
+    let mut newest: Option<Logged> = None;
+    let mut fence = i64::MIN;
+    for (offset, record) in log.from(0) {
+        if *offset > marker_offset {
+            break;
+        }
+        let Some(payload) = &record.payload else {
+            continue; // a tombstone: nothing left of its key
+        };
+        let entry: ChangelogEntry = registry
+            .decode(payload)
+            .map_err(|e| format!("changelog record at offset {offset} does not decode: {e}"))?;
+        if entry.marker.is_some() {
+            fence = fence.max(*offset);
+            continue;
+        }
+        let generation = generation_of(entry.writer.as_deref());
+        if generation.is_some_and(|g| g < fence) {
+            restored.fenced += 1;
+            continue;
+        }
+        fence = fence.max(generation.unwrap_or(i64::MIN));
+        if let Some(batch) = entry.batch {
+            // One chunk per batch: complete as read. The newest sequence wins; of two with the
+            // same sequence, the first read (`NewestBatch::read`).
+            if newest.as_ref().is_none_or(|n| batch.sequence > n.sequence) {
+                newest = Some(Logged {
+                    sequence: batch.sequence,
+                    logged_by: generation.unwrap_or(0),
+                    covered: entry.covered_offsets,
+                    changes: batch.changes,
+                    outputs: batch.outputs,
+                });
+            }
+            continue;
+        }
+        restore_key(&mut restored, &entry.state_key, entry.state.as_deref());
+    }
+    if let Some(logged) = &newest {
+        for change in &logged.changes {
+            restore_key(&mut restored, &change.state_key, change.state.as_deref());
+        }
+        for covered in &logged.covered {
+            let slot = restored.covered.entry(covered.topic.clone()).or_insert(0);
+            *slot = (*slot).max(covered.offset);
+        }
+    }
+    restored.logged = newest;
+    Ok(restored)
+}
+
+fn restore_key(restored: &mut Restored, key: &str, state: Option<&[u8]>) {
+    restored
+        .state
+        .insert(key.to_owned(), state.map(<[u8]>::to_vec));
+    if !restored.origins.restore(key, state) {
+        restored.processor.get().restore(key, state);
+    }
+}
+
+/// What a changelog partition still holds of `key`, and its restore markers: for a report.
+pub fn history(registry: &SchemaRegistry, log: &Log, key: &str) -> String {
+    let wanted = registry.encode_key(key);
+    let marker = registry.encode_key("");
+    let held: Vec<String> = log
+        .from(0)
+        .iter()
+        .filter(|(_, r)| r.key == wanted || r.key == marker)
+        .map(|(offset, r)| {
+            let entry = r
+                .payload
+                .as_deref()
+                .and_then(|p| registry.decode::<ChangelogEntry>(p).ok());
+            match entry {
+                Some(e) if e.marker.is_some() => format!("{offset}: restore marker"),
+                Some(e) => format!(
+                    "{offset}: {} by {}",
+                    e.state
+                        .map_or("tombstone".to_owned(), |s| format!("{} bytes", s.len())),
+                    e.writer.unwrap_or_default()
+                ),
+                None => format!("{offset}: tombstone"),
+            }
+        })
+        .collect();
+    format!("the changelog holds of {key}: {}", held.join("; "))
+}
