@@ -298,7 +298,10 @@ mod tests {
         assert_eq!(changes.len(), 1, "the fence moved to 9");
         let mut restored = Origins::default();
         restored.restore(&changes[0].state_key, changes[0].state.as_deref());
-        assert!(!restored.admit(&origin(5, 5, 8, 0)), "the old owner stays fenced");
+        assert!(
+            !restored.admit(&origin(5, 5, 8, 0)),
+            "the old owner stays fenced"
+        );
     }
 
     #[test]
