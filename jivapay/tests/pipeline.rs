@@ -303,14 +303,17 @@ async fn pay_ins_are_screened_routed_and_assigned() {
 
     // The first scrape counts every record processed since the start (the recorder used to be
     // installed by the first scrape, and everything before it was lost).
-    let metrics = client
-        .get(format!("{}/metrics", app.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let scrape = || async {
+        client
+            .get(format!("{}/metrics", app.admin))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let metrics = scrape().await;
     let fraud_in: f64 = metrics
         .lines()
         .filter(|l| {
@@ -328,14 +331,7 @@ async fn pay_ins_are_screened_routed_and_assigned() {
     // The processors publish their consumer lag (from librdkafka's statistics, every 2 s).
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let metrics = client
-            .get(format!("{}/metrics", app.admin))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = scrape().await;
         let lag = metrics.lines().find(|l| {
             l.starts_with("jivapay_processor_consumer_lag{") && l.contains("stage=\"fraud\"")
         });

@@ -20,7 +20,7 @@ mod batch;
 mod changelog;
 mod config;
 mod decision_log;
-mod decode;
+pub mod decode;
 pub mod origins;
 mod outgoing;
 mod run;
@@ -28,4 +28,5 @@ mod time_markers;
 
 pub use changelog::{restore, RestoreError, Restored};
 pub use config::{CrashPoint, CrashPoints, RuntimeConfig, RuntimeError};
+pub use outgoing::changelog_partition;
 pub use run::run;

@@ -98,9 +98,7 @@ pub fn state_records(
                 writer: Some(writer.to_owned()),
                 batch: None,
             };
-            let partition = origins::state_partition(&change.state_key).unwrap_or_else(|| {
-                state_partition(registry, &change.state_key, changelog_partitions)
-            });
+            let partition = changelog_partition(registry, &change.state_key, changelog_partitions);
             Ok(Outgoing {
                 topic: changelog.to_owned(),
                 partition: Some(partition),
@@ -110,6 +108,13 @@ pub fn state_records(
             })
         })
         .collect()
+}
+
+/// The changelog partition of a state key: the one a runtime tracker names
+/// (`origins::state_partition`), else that of its input key ([`state_partition`]).
+pub fn changelog_partition(registry: &SchemaRegistry, state_key: &str, partitions: i32) -> i32 {
+    origins::state_partition(state_key)
+        .unwrap_or_else(|| state_partition(registry, state_key, partitions))
 }
 
 /// The changelog partition of a state key: that of its input key, the part before the first
