@@ -1,40 +1,70 @@
 //! Fencing (issue 14 (e)), against a real broker (embedded): an owner frozen in the middle of
 //! a batch for longer than its session, whose partitions went to another instance meanwhile,
-//! writes the rest of its batch when it resumes. Those late writes must not count: the next
-//! restore ignores what an owner wrote after a newer owner's restore marker.
+//! writes on when it resumes. Those late writes must not count: the owner notices that its
+//! changelog record landed after someone else's and stops (no output of a batch it logged
+//! late, no commit), the next restore ignores what it wrote after a newer owner's restore
+//! marker, and writes again the keys it left on top, so compaction keeps the newer owner's.
 
 mod support;
 
+use jivapay_domain::OrderId;
 use jivapay_domain::UsdtAmount;
+use jivapay_platform::kafka::DeadLetters;
+use jivapay_processors::core::InMemoryMasterData;
 use jivapay_processors::core::{Clock, ManualClock};
+use jivapay_processors::runtime::{restore, Repairs};
 use jivapay_processors::runtime::{CrashPoint, CrashPoints};
 use jivapay_processors::ProcessorKind;
 use jivapay_schemas::records::{
-    LedgerTransfer, OrderEvent, OrderEventKind, TraderCapacity, TraderCommand, TraderCommandKind,
+    LedgerTransfer, OrderEvent, OrderEventKind, OrderRouted, TraderCapacity, TraderCommand,
+    TraderCommandKind,
 };
 use jivapay_schemas::samples;
+use jivapay_schemas::topics::STREAM_PARTITIONS;
 use jivapay_schemas::topics::TRADER_COMMANDS;
 use jivapay_schemas::topics::{LEDGER_TRANSFERS, ORDERS_EVENTS, ORDERS_ROUTED, TRADER_CAPACITY};
 use rust_decimal::Decimal;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use support::*;
 
-/// Steps of a book that freezes: once `armed`, it stops after the outputs of its next batch
-/// until `release` says go, then writes its state records and dies before committing.
-fn freezing(armed: Arc<AtomicBool>, release: mpsc::Receiver<()>) -> CrashPoints {
+/// Steps of a book that freezes: once `armed`, it stops at `point` of its next batch until
+/// `release` says go, then goes on — and dies when it notices it was disturbed.
+fn freezing(point: CrashPoint, armed: Arc<AtomicBool>, release: mpsc::Receiver<()>) -> CrashPoints {
     let release = Mutex::new(release);
-    let frozen = AtomicBool::new(false);
     CrashPoints::new(move |at| match at {
-        CrashPoint::AfterOutputs if armed.load(Ordering::SeqCst) => {
-            frozen.store(true, Ordering::SeqCst);
+        at if at == point && armed.swap(false, Ordering::SeqCst) => {
             release.lock().unwrap().recv().ok();
             false
         }
-        CrashPoint::AfterState => frozen.load(Ordering::SeqCst),
+        CrashPoint::Disturbed => true,
         _ => false,
     })
+}
+
+/// What a restore of the book's changelog would write again over a fenced owner's records,
+/// per partition. (The probe's own restore marker fences nobody who matters here.)
+async fn repairs(pipeline: &Pipeline, master: &Arc<InMemoryMasterData>) -> BTreeMap<i32, Repairs> {
+    let kind = ProcessorKind::TraderBook;
+    let dead_letters =
+        DeadLetters::new(&pipeline.broker, pipeline.registry.clone(), "probe").unwrap();
+    let partitions: Vec<i32> = (0..STREAM_PARTITIONS).collect();
+    let restored = restore(
+        &pipeline.broker,
+        &pipeline.registry,
+        &pipeline.producer,
+        &dead_letters,
+        kind.changelog(),
+        &partitions,
+        &book_maker(master),
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap();
+    restored.repairs
 }
 
 fn trader_command(n: u128, kind: TraderCommandKind, amount: Option<i64>) -> TraderCommand {
@@ -83,7 +113,10 @@ async fn e_an_owner_frozen_past_its_session_cannot_bring_its_state_back() {
             steps,
         )
     };
-    let v = start("fencing.v", freezing(armed.clone(), released));
+    let v = start(
+        "fencing.v",
+        freezing(CrashPoint::AfterOutputs, armed.clone(), released),
+    );
     let deposit = trader_command(1, TraderCommandKind::Deposit, Some(1_000));
     pipeline.send(TRADER_COMMANDS, &key, &deposit).await;
     read_all::<LedgerTransfer>(&transfers, 1).await;
@@ -115,9 +148,18 @@ async fn e_an_owner_frozen_past_its_session_cannot_bring_its_state_back() {
     let by_w = by_w.last().unwrap().clone();
     assert_eq!(open_amounts(&by_w), 0, "W holds nothing open");
 
-    // V resumes: its state records land after W's, and it dies.
+    // V resumes: its state records land after W's; it notices, and dies there.
     release.send(()).unwrap();
-    v.crashed(CrashPoint::AfterState).await;
+    v.crashed(CrashPoint::Disturbed).await;
+    let repairs = repairs(&pipeline, &master).await;
+    assert!(
+        repairs.values().any(|r| !r.state.is_empty()),
+        "V's late state records are on top of their keys: a restore writes them again"
+    );
+    assert!(
+        repairs.values().all(|r| !r.checkpoint),
+        "V logged nothing late"
+    );
 
     // X restores and is touched by a deposit of 1 USDT: it publishes what it restored.
     let x = start("fencing.x", CrashPoints::default());
@@ -139,6 +181,106 @@ async fn e_an_owner_frozen_past_its_session_cannot_bring_its_state_back() {
     assert_eq!(
         by_x.free_deposit.value(),
         by_w.free_deposit.value() + Decimal::ONE,
+        "X continues from W's state"
+    );
+}
+
+/// Book V logs a batch late: frozen before committing the batch that assigned order A, it
+/// resumes after book W took over, assigned order B and stopped, reads B itself and logs its
+/// decision — after W's records. It must notice before producing anything: B is assigned once
+/// on the topic (before the ownership check V's copy went out too), V dies at the check, a
+/// restore writes a checkpoint batch over V's late one, and book X continues from W's state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn e_a_fenced_owners_late_batch_produces_nothing() {
+    let pipeline = Pipeline::new().await;
+    let trader = samples::trader();
+    let master = master_with(std::slice::from_ref(&trader));
+    let manual = Arc::new(ManualClock::at(samples::AT + 1_000));
+    let clock: Arc<dyn Clock> = manual.clone();
+    let key = trader.trader_id.to_string();
+    let (events, capacities, transfers) = (
+        pipeline.reader(ORDERS_EVENTS),
+        pipeline.reader(TRADER_CAPACITY),
+        pipeline.reader(LEDGER_TRANSFERS),
+    );
+    let (armed, (release, released)) = (Arc::new(AtomicBool::new(false)), mpsc::channel());
+    let start = |group: &str, steps: CrashPoints| {
+        pipeline.start_with(
+            ProcessorKind::TraderBook,
+            book_maker(&master),
+            clock.clone(),
+            group,
+            steps,
+        )
+    };
+    let order_a = samples::order_routed();
+    // Another amount: a requisite holds one open order per amount.
+    let order_b = OrderRouted {
+        order_id: OrderId::from(uuid::Uuid::from_u128(0xb)),
+        external_order_id: "ext-b".into(),
+        fiat_amount: "4000.00".parse().unwrap(),
+        crypto_amount: "43.243243".parse().unwrap(),
+        ..samples::order_routed()
+    };
+
+    let v = start(
+        "fencing.late.v",
+        freezing(CrashPoint::AfterState, armed.clone(), released),
+    );
+    let deposit = trader_command(1, TraderCommandKind::Deposit, Some(1_000));
+    pipeline.send(TRADER_COMMANDS, &key, &deposit).await;
+    read_all::<LedgerTransfer>(&transfers, 1).await;
+    armed.store(true, Ordering::SeqCst);
+    pipeline.send(ORDERS_ROUTED, &key, &order_a).await;
+    read_all::<OrderEvent>(&events, 1).await;
+
+    // V is frozen before its commit; W takes over, assigns B, and stops.
+    let w = start("fencing.late.w", CrashPoints::default());
+    manual.advance(600_000); // past the requisite's minimum interval between orders
+    pipeline.send(ORDERS_ROUTED, &key, &order_b).await;
+    let assigned_b =
+        |e: &OrderEvent| e.order_id == order_b.order_id && e.kind == OrderEventKind::Assigned;
+    let mut by_w = Vec::new();
+    for _ in 0..20 {
+        by_w.extend(read_all::<OrderEvent>(&events, 0).await);
+        if by_w.iter().any(assigned_b) {
+            break;
+        }
+    }
+    assert!(by_w.iter().any(assigned_b), "W assigned B: {by_w:?}");
+    w.stop().await;
+    let w_capacity = read_all::<TraderCapacity>(&capacities, 1).await;
+    let w_capacity = w_capacity.last().unwrap().clone();
+    assert_eq!(open_amounts(&w_capacity), 2, "W holds A and B");
+
+    // V resumes, reads B and logs its decision after W's records: it notices, and dies.
+    release.send(()).unwrap();
+    v.crashed(CrashPoint::Disturbed).await;
+    let late = read_all::<OrderEvent>(&events, 0).await;
+    assert!(
+        !late.iter().any(|e| e.order_id == order_b.order_id),
+        "V produced its late decision on B: {late:?}"
+    );
+    let repairs = repairs(&pipeline, &master).await;
+    assert!(
+        repairs.values().any(|r| r.checkpoint),
+        "V's late batch is on top of its key: a restore writes a checkpoint over it"
+    );
+
+    let x = start("fencing.late.x", CrashPoints::default());
+    let top_up = trader_command(3, TraderCommandKind::Deposit, Some(1));
+    pipeline.send(TRADER_COMMANDS, &key, &top_up).await;
+    let by_x = read_all::<TraderCapacity>(&capacities, 1).await;
+    x.stop().await;
+    for reader in [events, capacities, transfers] {
+        reader.close().ok();
+    }
+    pipeline.close();
+    let by_x = by_x.last().unwrap();
+    assert_eq!(open_amounts(by_x), 2, "A and B held once each");
+    assert_eq!(
+        by_x.free_deposit.value(),
+        w_capacity.free_deposit.value() + Decimal::ONE,
         "X continues from W's state"
     );
 }

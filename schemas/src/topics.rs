@@ -36,6 +36,20 @@ pub struct TopicSpec {
     pub value_schema: &'static str,
 }
 
+/// How long Kafka's log cleaner leaves a changelog record alone before a newer record of its
+/// key may remove it (`min.compaction.lag.ms`). An owner notices a fenced owner's late write
+/// within its lease interval (30 s) and writes the key again (`processors::runtime`
+/// `ownership.rs`); until then the cleaner must keep the value the late record supersedes.
+/// An hour leaves a wide margin.
+pub const CHANGELOG_COMPACTION_LAG_MS: u64 = 3_600_000;
+
+impl TopicSpec {
+    /// `min.compaction.lag.ms` of the topic, if it sets one.
+    pub fn min_compaction_lag_ms(&self) -> Option<u64> {
+        (self.value_schema == "changelog").then_some(CHANGELOG_COMPACTION_LAG_MS)
+    }
+}
+
 const fn stream(name: &'static str, key: &'static str, value_schema: &'static str) -> TopicSpec {
     TopicSpec {
         name,

@@ -220,11 +220,19 @@ impl Broker {
             .set("client.id", "jivapay-admin")
             .create()
             .map_err(|e| StartupError::Kafka(e.to_string()))?;
+        let lags: std::collections::HashMap<&str, Option<String>> = topics
+            .iter()
+            .map(|t| (t.name, t.min_compaction_lag_ms().map(|lag| lag.to_string())))
+            .collect();
         let new_topics: Vec<NewTopic> = topics
             .iter()
             .map(|t| {
-                NewTopic::new(t.name, t.partitions, TopicReplication::Fixed(1))
-                    .set("cleanup.policy", t.cleanup.as_config())
+                let topic = NewTopic::new(t.name, t.partitions, TopicReplication::Fixed(1))
+                    .set("cleanup.policy", t.cleanup.as_config());
+                match &lags[t.name] {
+                    Some(lag) => topic.set("min.compaction.lag.ms", lag),
+                    None => topic,
+                }
             })
             .collect();
         let options = AdminOptions::new().operation_timeout(Some(self.timeout));

@@ -11,6 +11,7 @@ use crate::core::{Emit, Millis, Processor};
 use jivapay_schemas::records::{InputOffset, LoggedChange};
 use jivapay_schemas::SchemaRegistry;
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 /// One owned partition: its processor and what its state covers.
 pub(super) struct Partition<P> {
@@ -23,6 +24,10 @@ pub(super) struct Partition<P> {
     pub generation: i64,
     /// What it knows of the processors its inputs come from (`origins.rs`).
     pub origins: Origins,
+    /// The offset its next changelog record must land at (`ownership.rs`).
+    pub changelog_next: i64,
+    /// When it last wrote to the changelog (an idle partition writes a lease record).
+    pub last_write: Instant,
 }
 
 /// What a batch applied so far, per partition.
@@ -195,6 +200,9 @@ pub(super) fn partitions_of<P>(
                     sequence,
                     generation,
                     origins,
+                    // Its restore marker landed at its generation.
+                    changelog_next: generation + 1,
+                    last_write: Instant::now(),
                 },
             )
         })

@@ -7,6 +7,10 @@
 //! generation seen before it was written by an owner that had lost the partition (frozen past
 //! its session, then resumed): its successor never read it, so the restore ignores it too.
 //!
+//! A fenced owner's record can be the newest of its key; compaction would then keep it and
+//! drop the successor's value. A restore notes such keys and the restoring owner writes them
+//! again ([`Repairs`], `ownership.rs`).
+//!
 //! Some brokers report a high watermark below the real end of a partition (Tansu in memory
 //! mode), so a restore does not stop at the reported watermark: it first writes a unique marker
 //! record to each partition it restores, then reads from the beginning until every marker has
@@ -14,10 +18,11 @@
 
 use super::decision_log::{Logged, NewestBatch};
 use super::origins::Origins;
+use super::ownership::LEASE_KEY;
 use crate::core::Processor;
 use jivapay_platform::failure::{Classify, Failure};
 use jivapay_platform::kafka::{consumer_config, Broker, DeadLetters, RawRecord, RecordProducer};
-use jivapay_schemas::records::ChangelogEntry;
+use jivapay_schemas::records::{ChangelogEntry, LoggedChange};
 use jivapay_schemas::SchemaRegistry;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
@@ -42,6 +47,29 @@ pub struct Restored<P> {
     pub keys: usize,
     /// Records ignored as written by an owner fenced off before them.
     pub fenced: usize,
+    /// Per partition, what the restoring owner writes again over a fenced owner's records.
+    pub repairs: BTreeMap<i32, Repairs>,
+}
+
+/// Keys whose newest record a fenced owner wrote: left alone, compaction would keep that
+/// record and drop the valid one, and a later restore would lose the key.
+#[derive(Debug, Default, PartialEq)]
+pub struct Repairs {
+    /// State keys with their newest valid value (`None`: deleted, or never validly written).
+    /// Keys the newest logged batch changed are not among them: its state records are
+    /// written again anyway.
+    pub state: Vec<LoggedChange>,
+    /// A decision-log chunk was the newest of its key: a checkpoint batch, newer than any
+    /// batch a fenced owner logged, is written over it.
+    pub checkpoint: bool,
+}
+
+/// The newest record read of one key.
+#[derive(Default)]
+struct Top {
+    fenced: bool,
+    /// The newest valid value of a state key.
+    valid: Option<Vec<u8>>,
 }
 
 /// The writer id of records an owner of generation `generation` writes: `<marker>@<generation>`
@@ -103,6 +131,7 @@ pub async fn restore<P: Processor>(
         marker: marker.clone(),
         keys: 0,
         fenced: 0,
+        repairs: BTreeMap::new(),
     };
     if partitions.is_empty() {
         return Ok(restored);
@@ -135,25 +164,58 @@ pub async fn restore<P: Processor>(
     }
     consumer.assign(&assignment)?;
     let mut batches: BTreeMap<i32, NewestBatch> = BTreeMap::new();
-    let read = read_until_markers(
+    let mut tops: BTreeMap<i32, HashMap<String, Top>> = BTreeMap::new();
+    let mut read = Read {
+        restored: &mut restored,
+        batches: &mut batches,
+        tops: &mut tops,
+    };
+    let result = read_until_markers(
         &consumer,
         registry,
         dead_letters,
         &marker,
-        &mut restored,
-        &mut batches,
+        &mut read,
         timeout,
     )
     .await;
     // On every path: a consumer dropped while assigned can hang librdkafka.
     consumer.unassign().ok();
-    read?;
+    result?;
     for (partition, newest) in batches {
         if let Some(logged) = newest.finish() {
             apply_logged(&mut restored, partition, logged);
         }
     }
+    for (partition, tops) in tops {
+        let repairs = repairs(tops, restored.logged.get(&partition));
+        if repairs != Repairs::default() {
+            restored.repairs.insert(partition, repairs);
+        }
+    }
     Ok(restored)
+}
+
+/// The keys of one partition whose newest record was fenced.
+fn repairs(tops: HashMap<String, Top>, logged: Option<&Logged>) -> Repairs {
+    let written_again =
+        |key: &str| logged.is_some_and(|l| l.decisions.changes.iter().any(|c| c.state_key == key));
+    let mut repairs = Repairs::default();
+    let fenced = tops
+        .into_iter()
+        .filter(|(key, top)| top.fenced && key != LEASE_KEY);
+    for (key, top) in fenced {
+        if key.starts_with(super::decision_log::CHUNK_PREFIX) {
+            repairs.checkpoint = true;
+        } else if !written_again(&key) {
+            repairs.state.push(LoggedChange {
+                state_key: key,
+                state: top.valid,
+            });
+        }
+    }
+    repairs.state.sort_by(|a, b| a.state_key.cmp(&b.state_key));
+    repairs
 }
 
 /// The newest logged batch over the state records: its changes are the newest values of
@@ -193,15 +255,26 @@ fn restore_key<P: Processor>(
     }
 }
 
+/// What a restore builds while it reads.
+struct Read<'a, P> {
+    restored: &'a mut Restored<P>,
+    batches: &'a mut BTreeMap<i32, NewestBatch>,
+    tops: &'a mut BTreeMap<i32, HashMap<String, Top>>,
+}
+
 async fn read_until_markers<P: Processor>(
     consumer: &StreamConsumer,
     registry: &SchemaRegistry,
     dead_letters: &DeadLetters,
     marker: &str,
-    restored: &mut Restored<P>,
-    batches: &mut BTreeMap<i32, NewestBatch>,
+    read: &mut Read<'_, P>,
     timeout: Duration,
 ) -> Result<(), RestoreError> {
+    let Read {
+        restored,
+        batches,
+        tops,
+    } = read;
     let partitions: Vec<i32> = restored.processors.keys().copied().collect();
     let mut waiting: HashSet<i32> = partitions.iter().copied().collect();
     let mut fences: HashMap<i32, i64> = HashMap::new();
@@ -210,6 +283,9 @@ async fn read_until_markers<P: Processor>(
         let message = tokio::time::timeout_at(deadline, consumer.recv())
             .await
             .map_err(|_| RestoreError::Timeout(timeout))??;
+        if !waiting.contains(&message.partition()) {
+            continue; // past this restore's marker: written after it
+        }
         let Some(payload) = message.payload() else {
             continue;
         };
@@ -240,11 +316,24 @@ async fn read_until_markers<P: Processor>(
             continue;
         }
         let generation = generation_of(entry.writer.as_deref());
+        let top = tops
+            .entry(partition)
+            .or_default()
+            .entry(entry.state_key.clone())
+            .or_default();
         if generation.is_some_and(|g| g < *fence) {
             restored.fenced += 1;
+            top.fenced = true;
             continue;
         }
         *fence = (*fence).max(generation.unwrap_or(i64::MIN));
+        *top = Top {
+            fenced: false,
+            valid: entry.state.clone(),
+        };
+        if entry.state_key == LEASE_KEY {
+            continue;
+        }
         if let Some(batch) = entry.batch {
             batches.entry(partition).or_default().read(
                 entry.covered_offsets,

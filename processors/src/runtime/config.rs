@@ -21,6 +21,10 @@ pub struct RuntimeConfig {
     pub tick_interval_ms: u64,
     /// Bound on one restore attempt (a failed one is retried).
     pub restore_timeout_ms: u64,
+    /// How long an owned partition may write nothing to its changelog before it writes a
+    /// lease record (`ownership.rs`): the bound on noticing a fenced owner's late write there,
+    /// well below the changelog's `min.compaction.lag.ms`.
+    pub lease_interval_ms: u64,
     /// Static group membership (`group.instance.id`), see `KafkaSettings::instance_id`.
     pub instance_id: Option<String>,
     /// Where the loop reports its state (`processor <name>`).
@@ -43,6 +47,9 @@ pub enum CrashPoint {
     AfterOutputs,
     /// The state records are sent; the input offsets are not committed.
     AfterState,
+    /// A write landed after another writer's in an owned changelog partition
+    /// (`ownership.rs`); the partitions are not restored again yet.
+    Disturbed,
 }
 
 /// Asked at every [`CrashPoint`] of every batch that sends something: `true` stops the loop
@@ -81,6 +88,7 @@ impl RuntimeConfig {
             batch_wait_ms: 5,
             tick_interval_ms: 500,
             restore_timeout_ms: 60_000,
+            lease_interval_ms: 30_000,
             instance_id: None,
             health: Health::default(),
             crash_points: CrashPoints::default(),

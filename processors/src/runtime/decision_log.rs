@@ -37,9 +37,12 @@ pub struct Logged {
     pub decisions: Decisions,
 }
 
+/// What the keys of decision-log chunks start with.
+pub const CHUNK_PREFIX: &str = "__batch/";
+
 /// The key of chunk `chunk` of batch `sequence`.
 pub fn chunk_key(sequence: i64, chunk: i32) -> String {
-    format!("__batch/{}/{chunk}", sequence.rem_euclid(2))
+    format!("{CHUNK_PREFIX}{}/{chunk}", sequence.rem_euclid(2))
 }
 
 /// The chunk records of batch `sequence` in changelog `partition`, in order. Chunk 0 carries
@@ -141,7 +144,9 @@ impl NewestBatch {
         }
         let (sequence, chunks) = (chunk.sequence, chunk.chunks);
         let assembling = match &mut self.assembling {
-            Some(a) if a.sequence == sequence => a,
+            // Chunks of one writer only: a fenced owner's chunk of the same sequence, left
+            // over by compaction, never completes its successor's batch.
+            Some(a) if a.sequence == sequence && a.logged_by == logged_by => a,
             Some(a) if a.sequence > sequence => return,
             _ => self.assembling.insert(Assembling {
                 sequence,
@@ -278,5 +283,44 @@ mod tests {
         assert_eq!(found.decisions.outputs, vec![output(2, 10)]);
         assert_eq!(chunk_key(2, 0), "__batch/0/0");
         assert_eq!(chunk_key(3, 1), "__batch/1/1");
+    }
+
+    #[test]
+    fn a_chunk_of_another_writer_never_completes_a_batch() {
+        let registry = SchemaRegistry::builtin().unwrap();
+        let two_chunks = Decisions {
+            covered: covered(),
+            changes: vec![],
+            outputs: vec![output(1, CHUNK_BYTES), output(2, CHUNK_BYTES)],
+        };
+        let fenced = decode(
+            &registry,
+            &chunks(&registry, "x.changelog", 0, 5, "w", two_chunks, 0).unwrap(),
+        );
+        let one_chunk = Decisions {
+            covered: covered(),
+            ..Decisions::default()
+        };
+        let successor = decode(
+            &registry,
+            &chunks(&registry, "x.changelog", 0, 5, "w", one_chunk.clone(), 0).unwrap(),
+        );
+        let mut newest = NewestBatch::default();
+        // Chunk 1 of a fenced owner's batch 5 (generation 3), left over by compaction, then
+        // the successor's (generation 8) checkpoint batch 5 in one chunk.
+        let (covered, part) = fenced[1].clone();
+        newest.read(covered, part, 3);
+        for (covered, part) in successor {
+            newest.read(covered, part, 8);
+        }
+        assert_eq!(
+            newest.finish(),
+            Some(Logged {
+                sequence: 5,
+                logged_by: 8,
+                decisions: one_chunk
+            }),
+            "the fenced owner's outputs are not part of the successor's batch"
+        );
     }
 }

@@ -23,10 +23,11 @@ mod decision_log;
 pub mod decode;
 pub mod origins;
 mod outgoing;
+mod ownership;
 mod run;
 mod time_markers;
 
-pub use changelog::{restore, RestoreError, Restored};
+pub use changelog::{restore, Repairs, RestoreError, Restored};
 pub use config::{CrashPoint, CrashPoints, RuntimeConfig, RuntimeError};
 pub use outgoing::changelog_partition;
 pub use run::run;

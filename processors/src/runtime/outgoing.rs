@@ -20,9 +20,13 @@ pub struct Outgoing {
     pub origin: Option<String>,
 }
 
-/// Sends every record of `records` and waits for all acknowledgements; the first failure is
-/// returned (records of a failed send are sent again whole: consumers deduplicate by id).
-pub async fn send_all(producer: &RecordProducer, records: &[Outgoing]) -> Result<(), ProduceError> {
+/// Sends every record of `records` and waits for all acknowledgements: where each landed, in
+/// the order of `records`. The first failure is returned (records of a failed send are sent
+/// again whole: consumers deduplicate by origin).
+pub async fn send_all(
+    producer: &RecordProducer,
+    records: &[Outgoing],
+) -> Result<Vec<Delivered>, ProduceError> {
     let sends = records.iter().map(|record| {
         let header = record
             .origin
@@ -36,11 +40,7 @@ pub async fn send_all(producer: &RecordProducer, records: &[Outgoing]) -> Result
             header,
         )
     });
-    futures::future::join_all(sends)
-        .await
-        .into_iter()
-        .collect::<Result<Vec<Delivered>, _>>()
-        .map(drop)
+    futures::future::join_all(sends).await.into_iter().collect()
 }
 
 /// The outputs, keyed by their topic's key; their origins are set by [`with_origins`].

@@ -1,20 +1,22 @@
 //! The consume → apply → log decisions → produce → state records → commit loop.
 
-use super::batch::{decide, partitions_of, Applied, Partition, Plan, Sends};
-use super::changelog::{restore, writer, Restored};
+use super::batch::{covered_offsets, decide, partitions_of, Applied, Partition, Plan, Sends};
+use super::changelog::{restore, writer, Repairs, Restored};
 use super::config::{halted, CrashPoint, Halted, RuntimeConfig, RuntimeError};
-use super::decision_log::Logged;
+use super::decision_log::{self, Decisions, Logged};
 use super::decode::decode;
 use super::origins::{self, Origin};
 use super::outgoing::{self, send_all, Outgoing};
+use super::ownership;
 use super::time_markers;
 use crate::core::{Clock, Millis, Processor};
 use jivapay_platform::failure::{retry, CONSUME_ERROR_PAUSE};
 use jivapay_platform::health::LoopHealth;
 use jivapay_platform::kafka::{
-    consumer_config, Broker, DeadLetters, LoopContext, RawRecord, Rebalanced, RecordProducer,
-    STATISTICS_INTERVAL_MS,
+    consumer_config, Broker, DeadLetters, Delivered, LoopContext, RawRecord, Rebalanced,
+    RecordProducer, STATISTICS_INTERVAL_MS,
 };
+use jivapay_schemas::records::LoggedChange;
 use jivapay_schemas::SchemaRegistry;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
@@ -23,6 +25,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+
+/// Bound on each blocking call of a rewind (`Worker::rewind`).
+const REWIND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs `make()`'s processors (one per assigned partition) over `inputs` until `stop`. State
 /// lives in `changelog`. Returns an error only for a failure no retry mends.
@@ -71,6 +76,7 @@ pub async fn run<P: Processor>(
                 health: &health,
                 stop: &stop,
                 last_tick: Instant::now(),
+                disturbed: false,
             };
             worker.drive().await
         }
@@ -133,6 +139,9 @@ struct Worker<'a, P, M> {
     health: &'a LoopHealth,
     stop: &'a CancellationToken,
     last_tick: Instant,
+    /// Someone else wrote to an owned changelog partition (`ownership.rs`): the partitions
+    /// are restored again before anything else.
+    disturbed: bool,
 }
 
 impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
@@ -140,12 +149,25 @@ impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
         self.changelog_partitions = self.check_partitioning().await?;
         self.health.succeeded();
         loop {
+            if std::mem::take(&mut self.disturbed) {
+                let recovered = async {
+                    self.config.crash_points.check(CrashPoint::Disturbed)?;
+                    self.recover().await
+                };
+                if let Err(halted) = recovered.await {
+                    return halted.map_or(Ok(()), Err);
+                }
+                continue;
+            }
             let Some((batch, consumed)) = self.read_batch().await else {
                 return Ok(());
             };
             let step = async {
                 if self.rebalanced.take() {
                     self.rebuild().await?;
+                }
+                if self.disturbed {
+                    return Ok(()); // read again after the rewind
                 }
                 self.handle(batch).await
             };
@@ -256,6 +278,7 @@ impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
         let (keys, fenced) = (restored.keys, restored.fenced);
         self.marker = restored.marker.clone();
         let logged = std::mem::take(&mut restored.logged);
+        let repairs = std::mem::take(&mut restored.repairs);
         self.partitions = partitions_of(restored, &logged);
         if self.config.time_markers.is_some() {
             // No timer fires before a marker written after this restore comes back.
@@ -263,7 +286,7 @@ impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
                 partition.processor.hold_timers_until(Millis::MIN);
             }
         }
-        self.resend(logged).await?;
+        self.resend(logged, repairs).await?;
         self.health.succeeded();
         metrics::histogram!("jivapay_processor_restore_seconds", "stage" => self.name)
             .record(started.elapsed().as_secs_f64());
@@ -280,6 +303,10 @@ impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
         if tick {
             self.last_tick = Instant::now();
             self.write_time_markers();
+            self.write_leases().await?;
+            if self.disturbed {
+                return Ok(());
+            }
         }
         let mut applied = Applied::default();
         for record in batch {
@@ -316,13 +343,19 @@ impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
             self.commit(&sends.commit);
             return Ok(());
         }
-        self.send(&sends.log, "write decision log").await?;
+        let landed = self.send(&sends.log, "write decision log").await?;
+        if !self.owns(&sends.log, &landed) {
+            return Ok(()); // no output of a batch a successor may not know
+        }
         self.config.crash_points.check(CrashPoint::AfterLog)?;
         self.send(&sends.outputs, "produce outputs").await?;
         metrics::counter!("jivapay_processor_records_out_total", "stage" => self.name)
             .increment(sends.outputs.len() as u64);
         self.config.crash_points.check(CrashPoint::AfterOutputs)?;
-        self.send(&sends.state, "write state records").await?;
+        let landed = self.send(&sends.state, "write state records").await?;
+        if !self.owns(&sends.state, &landed) {
+            return Ok(()); // the commit is the next owner's
+        }
         self.config.crash_points.check(CrashPoint::AfterState)?;
         self.commit(&sends.commit);
         metrics::histogram!("jivapay_processor_batch_seconds", "stage" => self.name)
@@ -417,9 +450,14 @@ impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
     }
 
     /// After a restore: each partition's newest logged batch sent again as it was — outputs,
-    /// with the origin they were logged with, then state records. Consumers deduplicate what
-    /// had gone out already.
-    async fn resend(&self, logged: BTreeMap<i32, Logged>) -> Result<(), Halted> {
+    /// with the origin they were logged with, then state records — and what a fenced owner
+    /// left on top of keys written over (`Repairs`). Consumers deduplicate what had gone out.
+    async fn resend(
+        &mut self,
+        logged: BTreeMap<i32, Logged>,
+        repairs: BTreeMap<i32, Repairs>,
+    ) -> Result<(), Halted> {
+        let now = self.clock.now();
         let mut outputs = Vec::new();
         let mut state = Vec::new();
         for (number, batch) in logged {
@@ -440,20 +478,152 @@ impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
             };
             outgoing::with_origins(&mut sent, &origin);
             outputs.extend(sent);
-            state.extend(
-                outgoing::state_records(
-                    self.registry,
-                    self.changelog,
-                    self.changelog_partitions,
-                    &batch.decisions.changes,
-                    &writer("", generation),
-                    self.clock.now(),
-                )
-                .map_err(|e| Some(e.into()))?,
-            );
+            state.extend(self.state_records(&batch.decisions.changes, generation, now)?);
+        }
+        for (number, repairs) in repairs {
+            state.extend(self.repair_records(number, repairs, now)?);
         }
         self.send(&outputs, "send logged outputs again").await?;
-        self.send(&state, "write logged state records").await
+        let landed = self.send(&state, "write logged state records").await?;
+        self.owns(&state, &landed);
+        Ok(())
+    }
+
+    fn state_records(
+        &self,
+        changes: &[LoggedChange],
+        generation: i64,
+        now: Millis,
+    ) -> Result<Vec<Outgoing>, Halted> {
+        outgoing::state_records(
+            self.registry,
+            self.changelog,
+            self.changelog_partitions,
+            changes,
+            &writer("", generation),
+            now,
+        )
+        .map_err(|e| Some(e.into()))
+    }
+
+    /// One partition's keys a fenced owner wrote last, written again at this generation, and,
+    /// if it logged a batch there, a checkpoint batch after the newest valid one: no changes,
+    /// no outputs, the offsets the state covers.
+    fn repair_records(
+        &mut self,
+        number: i32,
+        repairs: Repairs,
+        now: Millis,
+    ) -> Result<Vec<Outgoing>, Halted> {
+        let Some(generation) = self.partitions.get(&number).map(|p| p.generation) else {
+            return Ok(Vec::new());
+        };
+        tracing::warn!(
+            processor = self.name,
+            partition = number,
+            keys = repairs.state.len(),
+            checkpoint = repairs.checkpoint,
+            "writing again what a fenced owner wrote last"
+        );
+        let mut records = self.state_records(&repairs.state, generation, now)?;
+        if repairs.checkpoint {
+            let writer = writer(&self.marker, generation);
+            let partition = self.partitions.get_mut(&number).expect("owned partition");
+            partition.sequence += 1;
+            let checkpoint = Decisions {
+                covered: covered_offsets(number, &partition.covered),
+                ..Decisions::default()
+            };
+            let chunks = decision_log::chunks(
+                self.registry,
+                self.changelog,
+                number,
+                partition.sequence,
+                &writer,
+                checkpoint,
+                now,
+            );
+            records.extend(chunks.map_err(|e| Some(e.into()))?);
+        }
+        Ok(records)
+    }
+
+    /// Whether `records` landed where this owner expected (`ownership.rs`). If not, the loop
+    /// stops the batch and restores its partitions again before anything else.
+    fn owns(&mut self, records: &[Outgoing], landed: &[Delivered]) -> bool {
+        let Err(disturbed) =
+            ownership::check(&mut self.partitions, self.changelog, records, landed)
+        else {
+            return true;
+        };
+        tracing::warn!(
+            processor = self.name,
+            partition = disturbed.partition,
+            expected = disturbed.expected,
+            found = disturbed.found,
+            "another writer wrote to an owned changelog partition: restoring again"
+        );
+        metrics::counter!("jivapay_processor_disturbed_total", "stage" => self.name).increment(1);
+        self.disturbed = true;
+        false
+    }
+
+    /// A lease record to each owned partition that wrote nothing to the changelog for the
+    /// lease interval: an owner notices a fenced owner's late write within that bound.
+    async fn write_leases(&mut self) -> Result<(), Halted> {
+        let interval = Duration::from_millis(self.config.lease_interval_ms);
+        let now = self.clock.now();
+        let mut leases = Vec::new();
+        for number in ownership::idle(&self.partitions, interval) {
+            let generation = self.partitions[&number].generation;
+            let writer = writer(&self.marker, generation);
+            let lease = ownership::lease(self.registry, self.changelog, number, &writer, now);
+            leases.push(lease.map_err(|e| Some(e.into()))?);
+        }
+        let landed = self.send(&leases, "write leases").await?;
+        self.owns(&leases, &landed);
+        Ok(())
+    }
+
+    /// After a disturbance: the owned partitions restored again, and the consumer moved back
+    /// to what their state covers — records read past it belong to batches that never
+    /// counted.
+    async fn recover(&mut self) -> Result<(), Halted> {
+        self.rebuild().await?;
+        self.rewind().map_err(|e| Some(e.into()))
+    }
+
+    /// Seeks every owned input partition to the next offset its state does not cover; an
+    /// input the state has never covered, to its committed offset (the earliest without one).
+    /// Blocking calls, on a path only a disturbance takes.
+    fn rewind(&self) -> Result<(), rdkafka::error::KafkaError> {
+        let mut seeks = Vec::new();
+        let mut uncovered = TopicPartitionList::new();
+        for (number, partition) in &self.partitions {
+            for topic in self.inputs {
+                match partition.covered.get(*topic) {
+                    Some(next) => seeks.push((topic.to_string(), *number, Offset::Offset(*next))),
+                    None => {
+                        uncovered.add_partition(topic, *number);
+                    }
+                }
+            }
+        }
+        if uncovered.count() > 0 {
+            let committed = self.consumer.committed_offsets(uncovered, REWIND_TIMEOUT)?;
+            for element in committed.elements() {
+                let offset = match element.offset() {
+                    Offset::Offset(next) => Offset::Offset(next),
+                    _ => Offset::Beginning,
+                };
+                seeks.push((element.topic().to_owned(), element.partition(), offset));
+            }
+        }
+        for (topic, partition, offset) in seeks {
+            self.consumer
+                .seek(&topic, partition, offset, REWIND_TIMEOUT)?;
+        }
+        Ok(())
     }
 
     /// Commits what was applied. A failed commit only means a restart replays from an older
@@ -474,9 +644,9 @@ impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
         }
     }
 
-    async fn send(&self, records: &[Outgoing], what: &str) -> Result<(), Halted> {
+    async fn send(&self, records: &[Outgoing], what: &str) -> Result<Vec<Delivered>, Halted> {
         if records.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         retry(self.health, self.stop, what, || {
             send_all(self.producer, records)
