@@ -157,7 +157,7 @@ async fn e_an_owner_frozen_past_its_session_cannot_bring_its_state_back() {
         "V's late state records are on top of their keys: a restore writes them again"
     );
     assert!(
-        repairs.values().all(|r| !r.checkpoint),
+        repairs.values().all(|r| r.checkpoint.is_none()),
         "V logged nothing late"
     );
 
@@ -263,7 +263,7 @@ async fn e_a_fenced_owners_late_batch_produces_nothing() {
     );
     let repairs = repairs(&pipeline, &master).await;
     assert!(
-        repairs.values().any(|r| r.checkpoint),
+        repairs.values().any(|r| r.checkpoint.is_some()),
         "V's late batch is on top of its key: a restore writes a checkpoint over it"
     );
 

@@ -2,13 +2,15 @@
 //! `tick`, `finish_batch` and the state changes become the next decision-log record, the
 //! outputs with their origins and the state records; then the steps that send them — the
 //! decision log, the outputs, the state records, the commit — each a place where a crash or
-//! a freeze can strike.
+//! a freeze can strike. The changelog writes are checked (`runtime.rs`, disturbed owners):
+//! a disturbed decision log stops the batch before its outputs, disturbed state records
+//! before its commit.
 
 use crate::changelog;
 use crate::codec;
 use crate::env::Env;
 use crate::faults::{Point, Strike};
-use crate::runtime::{End, Instance, Logged, Pending, Stage, Work};
+use crate::runtime::{append_own, End, Instance, Logged, Pending, Stage, Work};
 use crate::shadow::Entry;
 use crate::topics::Record;
 use jivapay_processors::core::Millis;
@@ -172,6 +174,8 @@ pub fn advance(
     strike: Strike,
 ) -> End {
     let kind = instance.kind;
+    // The instance's clock as it writes (a frozen batch writes when it resumes).
+    let now = env.now + instance.skew;
     let stop = |point: Point| match strike {
         Strike::Crash(p) if p == point => Some(End::Crashed(p)),
         Strike::Freeze(p, ms) if p == point => Some(End::Frozen(ms)),
@@ -192,6 +196,7 @@ pub fn advance(
                 }
                 let logged = std::mem::take(&mut pending.logged);
                 let mid = strike == Strike::Crash(Point::MidLog);
+                let mut disturbed = None;
                 for batch in logged {
                     let Logged {
                         partition: number,
@@ -209,9 +214,12 @@ pub fn advance(
                             instance.id
                         )
                     });
-                    env.append(kind.changelog(), number, record, false);
+                    if !append_own(&mut instance.owned, env, kind, number, record, now) {
+                        disturbed = disturbed.or(Some(number));
+                    }
                     if !env.journal(kind, number, generation, entries) {
-                        // Its outputs, sent next, are late writes of a fenced owner.
+                        // A fenced owner's batch: if its outputs went out, they would be late
+                        // writes (they do not: its log record landed after the marker).
                         env.late_batches
                             .insert((kind.name(), number, generation, sequence));
                     }
@@ -219,6 +227,12 @@ pub fn advance(
                 if mid {
                     return End::Crashed(Point::MidLog);
                 }
+                if let Some(number) = disturbed {
+                    // Its log records stay: a restore ignores them if fenced, and otherwise
+                    // they are a logged batch the rebuild sends again.
+                    return instance.disturb(env, number, "its decision log");
+                }
+                let pending = instance.pending.as_mut().expect("pending");
                 pending.stage = Stage::Outputs;
                 if let Some(end) = stop(Point::AfterLog) {
                     return end;
@@ -241,15 +255,22 @@ pub fn advance(
             Stage::State => {
                 let state = std::mem::take(&mut pending.state);
                 let mid = strike == Strike::Crash(Point::MidState);
+                let mut disturbed = None;
                 for (partition, record) in state {
                     if mid && env.fault_rng.chance(0.5) {
                         continue;
                     }
-                    env.append(kind.changelog(), partition, record, false);
+                    if !append_own(&mut instance.owned, env, kind, partition, record, now) {
+                        disturbed = disturbed.or(Some(partition));
+                    }
                 }
                 if mid {
                     return End::Crashed(Point::MidState);
                 }
+                if let Some(number) = disturbed {
+                    return instance.disturb(env, number, "its state records");
+                }
+                let pending = instance.pending.as_mut().expect("pending");
                 pending.stage = Stage::Commit;
                 if let Some(end) = stop(Point::AfterState) {
                     return end;
@@ -257,7 +278,8 @@ pub fn advance(
             }
             Stage::Commit => {
                 let pending = instance.pending.take().expect("pending");
-                if instance.member == Some(group_generation) {
+                let accepted = instance.member == Some(group_generation);
+                if accepted {
                     for (topic, partition, next) in pending.commit {
                         committed.insert((topic, partition), next);
                     }
@@ -267,10 +289,17 @@ pub fn advance(
                     env.stats.commits_refused += 1;
                 }
                 // The processor applied them (time markers moved its timers' watermark): they
-                // count for the replay unless a newer owner fenced this one off.
+                // count for the replay unless a newer owner fenced this one off. A member is
+                // fenced off only by a fenced owner that restored the partition again (that
+                // newer lineage never applies them); its commit still stands, so the group
+                // never reads them again.
                 for (number, entries) in pending.commit_only {
                     let generation = instance.owned.get(&number).map_or(0, |o| o.generation);
-                    env.journal(kind, number, generation, entries);
+                    if accepted && env.fenced(kind, number, generation) {
+                        env.skip(kind, number, generation, &entries);
+                    } else {
+                        env.journal(kind, number, generation, entries);
+                    }
                 }
                 return End::Done(true);
             }

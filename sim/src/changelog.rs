@@ -6,12 +6,23 @@
 //!   simulation's batches are far below the 256 KiB a chunk holds;
 //! - one state record per changed key (writer `@<generation>`), on the partition its key
 //!   routes to (trackers of origins name theirs);
-//! - a restore marker (key `""`) whose offset is the new owner's generation.
+//! - a restore marker (key `""`) whose offset is the new owner's generation;
+//! - a lease record (key `__lease`, writer `<marker>@<generation>`): an idle owner's write,
+//!   only there to find out whether anyone else wrote to its partition (`runtime.rs`).
 //!
 //! A restore reads its partition from the start up to its own marker (the simulated broker
 //! never under-reports an end, but the marker is what fences older owners), ignores records of
 //! generations older than a marker or generation read before them, loads state records into
-//! the processor or the origins trackers, then applies the newest complete batch over them.
+//! the processor or the origins trackers (lease records count for the fence only), then
+//! applies the newest complete batch over them.
+//!
+//! A fenced owner's record can be the newest of its key: ignored by the restore, but it is
+//! what compaction keeps, and the valid record before it goes. So the restore also notes, per
+//! key, whether its last record was fenced, and the new owner writes those keys again at its
+//! own generation ([`repair`]): a state key with its last valid value; the decision log with a
+//! *checkpoint* — an empty batch, a sequence above every batch read (fenced ones too, so it
+//! wins even once the cleaner removed the marker that fenced the late batch), the restored
+//! covered offsets. The compaction lag keeps the valid records until then (`topics.rs`).
 
 use crate::codec;
 use crate::processors::AnyProcessor;
@@ -21,7 +32,18 @@ use jivapay_schemas::records::{
     ChangelogEntry, InputOffset, LoggedBatch, LoggedChange, LoggedOutput,
 };
 use jivapay_schemas::{CodecError, SchemaRegistry};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The key of lease records.
+pub const LEASE_KEY: &str = "__lease";
+
+/// The key prefix of decision-log records (`decision_log::chunk_key`).
+const BATCH_PREFIX: &str = "__batch/";
+
+/// The key of chunk 0 of batch `sequence`.
+fn batch_key(sequence: i64) -> String {
+    format!("{BATCH_PREFIX}{}/0", sequence.rem_euclid(2))
+}
 
 /// The writer id on what an owner of `generation` writes (`changelog::writer`).
 pub fn writer(marker: &str, generation: i64) -> String {
@@ -43,7 +65,7 @@ pub fn batch_record(
     outputs: Vec<LoggedOutput>,
     now: i64,
 ) -> Result<Record, CodecError> {
-    let key = format!("__batch/{}/0", sequence.rem_euclid(2));
+    let key = batch_key(sequence);
     let entry = ChangelogEntry {
         state_key: key.clone(),
         state: None,
@@ -115,6 +137,29 @@ pub fn marker_record(
     })
 }
 
+/// A lease record of the owner `writer` (`writer(marker, generation)`).
+pub fn lease_record(
+    registry: &SchemaRegistry,
+    writer: &str,
+    now: i64,
+) -> Result<Record, CodecError> {
+    let entry = ChangelogEntry {
+        state_key: LEASE_KEY.to_owned(),
+        state: None,
+        state_schema_id: None,
+        covered_offsets: vec![],
+        marker: None,
+        written_at: now,
+        writer: Some(writer.to_owned()),
+        batch: None,
+    };
+    Ok(Record {
+        key: registry.encode_key(LEASE_KEY),
+        payload: Some(registry.encode(&entry)?),
+        origin: None,
+    })
+}
+
 /// The newest logged batch of a partition, as a restore finds it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Logged {
@@ -138,6 +183,82 @@ pub struct Restored {
     pub state: BTreeMap<String, Option<Vec<u8>>>,
     /// Records ignored as written by a fenced owner.
     pub fenced: usize,
+    /// The keys whose newest record a fenced owner wrote.
+    pub repair: Repair,
+}
+
+/// What fenced owners left on top of a partition: the keys whose last record read before the
+/// marker was fenced.
+#[derive(Debug, Default)]
+pub struct Repair {
+    /// State keys (neither leases nor changed by the newest logged batch, whose resend writes
+    /// them), each with its last valid value (`None`: deleted, or never validly written).
+    pub state: Vec<LoggedChange>,
+    /// Decision-log keys.
+    pub batches: BTreeSet<String>,
+    /// The highest sequence of a fenced batch newest of its key.
+    pub fenced_sequence: Option<i64>,
+}
+
+/// The records that repair a restored partition, and the sequence of its checkpoint if it
+/// needs one.
+pub struct Repaired {
+    pub records: Vec<Record>,
+    /// State keys written again.
+    pub rewritten: usize,
+    pub checkpoint: Option<i64>,
+}
+
+/// The records the new owner (`writer`, `generation`) writes after restoring `restored` of
+/// changelog partition `partition` — after the logged batch's state records it sends again:
+/// each state key of [`Repair::state`] with its last valid value; if a fenced batch record
+/// is the newest of its key, a checkpoint batch (a sequence above the newest valid one and
+/// every fenced one, the restored covered offsets, nothing else) that supersedes every logged
+/// batch — its changes are written by then (`processors/src/runtime/run.rs`
+/// `Worker::repair_records`).
+pub fn repair(
+    registry: &SchemaRegistry,
+    restored: &Restored,
+    partition: i32,
+    writer: &str,
+    generation: i64,
+    now: i64,
+) -> Result<Repaired, CodecError> {
+    let mut records = Vec::new();
+    for change in &restored.repair.state {
+        records.push(state_record(registry, change, generation, now)?.1);
+    }
+    let mut repaired = Repaired {
+        records,
+        rewritten: restored.repair.state.len(),
+        checkpoint: None,
+    };
+    if restored.repair.batches.is_empty() {
+        return Ok(repaired);
+    }
+    let valid = restored.logged.as_ref().map_or(0, |l| l.sequence);
+    let sequence = valid.max(restored.repair.fenced_sequence.unwrap_or(0)) + 1;
+    let covered = restored
+        .covered
+        .iter()
+        .map(|(topic, offset)| InputOffset {
+            topic: topic.clone(),
+            partition,
+            offset: *offset,
+        })
+        .collect();
+    let checkpoint = batch_record(registry, sequence, writer, covered, vec![], vec![], now)?;
+    repaired.records.push(checkpoint);
+    repaired.checkpoint = Some(sequence);
+    Ok(repaired)
+}
+
+/// The last record of a key read by a restore: whether a fenced owner wrote it.
+struct Last {
+    fenced: bool,
+    batch: bool,
+    /// A fenced batch's sequence.
+    sequence: Option<i64>,
 }
 
 /// Rebuilds `processor` from `log`, reading up to the marker at `marker_offset` (the
@@ -157,15 +278,27 @@ pub fn restore(
         generation: marker_offset,
         state: BTreeMap::new(),
         fenced: 0,
+        repair: Repair::default(),
     };
     let mut newest: Option<Logged> = None;
     let mut fence = i64::MIN;
+    let mut last: BTreeMap<String, Last> = BTreeMap::new();
+    // Per state key, its last valid value.
+    let mut valid: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
     for (offset, record) in log.from(0) {
         if *offset > marker_offset {
-            break;
+            break; // written after this restore's marker: never applied
         }
         let Some(payload) = &record.payload else {
-            continue; // a tombstone: nothing left of its key
+            // A tombstone: nothing left of its key.
+            if let Some(last) = registry
+                .decode_key(&record.key)
+                .ok()
+                .and_then(|key| last.get_mut(&key))
+            {
+                last.fenced = false;
+            }
+            continue;
         };
         let entry: ChangelogEntry = registry
             .decode(payload)
@@ -175,11 +308,23 @@ pub fn restore(
             continue;
         }
         let generation = generation_of(entry.writer.as_deref());
-        if generation.is_some_and(|g| g < fence) {
+        let fenced = generation.is_some_and(|g| g < fence);
+        let batch = entry.batch.is_some();
+        let sequence = entry.batch.as_ref().filter(|_| fenced).map(|b| b.sequence);
+        let last_of_key = Last {
+            fenced,
+            batch,
+            sequence,
+        };
+        last.insert(entry.state_key.clone(), last_of_key);
+        if fenced {
             restored.fenced += 1;
             continue;
         }
         fence = fence.max(generation.unwrap_or(i64::MIN));
+        if entry.state_key == LEASE_KEY {
+            continue; // counts for the fence only
+        }
         if let Some(batch) = entry.batch {
             // One chunk per batch: complete as read. The newest sequence wins; of two with the
             // same sequence, the first read (`NewestBatch::read`).
@@ -195,6 +340,26 @@ pub fn restore(
             continue;
         }
         restore_key(&mut restored, &entry.state_key, entry.state.as_deref());
+        valid.insert(entry.state_key, entry.state);
+    }
+    let resent: BTreeSet<&str> = newest
+        .iter()
+        .flat_map(|l| l.changes.iter().map(|c| c.state_key.as_str()))
+        .collect();
+    for (key, last) in &last {
+        if !last.fenced || key == LEASE_KEY {
+            continue;
+        }
+        if last.batch || key.starts_with(BATCH_PREFIX) {
+            restored.repair.batches.insert(key.clone());
+            let repair = &mut restored.repair;
+            repair.fenced_sequence = repair.fenced_sequence.max(last.sequence);
+        } else if !resent.contains(key.as_str()) {
+            restored.repair.state.push(LoggedChange {
+                state_key: key.clone(),
+                state: valid.get(key).cloned().flatten(),
+            });
+        }
     }
     if let Some(logged) = &newest {
         for change in &logged.changes {

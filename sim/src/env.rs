@@ -78,6 +78,13 @@ pub struct Stats {
     /// Batches a fenced owner logged, which therefore never counted.
     pub fenced_batches: u64,
     pub commits_refused: u64,
+    /// Batches (or leases, or restores) stopped because a changelog write landed out of place.
+    pub disturbed: u64,
+    pub leases: u64,
+    /// What restores repaired of fenced owners' late records: state keys written again,
+    /// checkpoint batches.
+    pub rewritten: u64,
+    pub checkpoints: u64,
     /// Outputs of fenced owners' batches (late writes) applied by a processor whose trackers
     /// had not seen the newer owner yet.
     pub late_applied: u64,
@@ -137,6 +144,15 @@ fn observed(topic: &str) -> bool {
         topic,
         ORDERS_EVENTS | LEDGER_TRANSFERS | STORE_POSTINGS | TRADER_POSTINGS
     )
+}
+
+/// The records `entries` consumed, for a trace.
+fn consumed(entries: &[Entry]) -> String {
+    let all: Vec<String> = entries
+        .iter()
+        .flat_map(|e| e.consumed.iter().map(|(t, o)| format!("{t}@{o}")))
+        .collect();
+    shadow::shorten(&all.join(" "), 300)
 }
 
 impl Env {
@@ -215,7 +231,9 @@ impl Env {
         record: Rc<Record>,
         may_duplicate: bool,
     ) -> i64 {
-        let offset = self.topics.append(topic, partition, record.clone());
+        let offset = self
+            .topics
+            .append(topic, partition, record.clone(), self.now);
         self.stats.appended += 1;
         if self.trace_order.is_some() {
             self.trace_order_record(topic, partition, offset, &record);
@@ -270,16 +288,12 @@ impl Env {
         generation: i64,
         entries: Vec<Entry>,
     ) -> bool {
-        let consumed = || {
-            let all: Vec<String> = entries
-                .iter()
-                .flat_map(|e| e.consumed.iter().map(|(t, o)| format!("{t}@{o}")))
-                .collect();
-            shadow::shorten(&all.join(" "), 300)
-        };
-        if self.markers[index(kind)][partition as usize] > generation {
+        if self.fenced(kind, partition, generation) {
             self.trace(kind, partition, || {
-                format!("fenced owner {generation}: batch dropped ({})", consumed())
+                format!(
+                    "fenced owner {generation}: batch dropped ({})",
+                    consumed(&entries)
+                )
             });
             self.stats.fenced_batches += 1;
             return false;
@@ -288,7 +302,7 @@ impl Env {
             return true;
         }
         self.trace(kind, partition, || {
-            format!("owner {generation}: counts ({})", consumed())
+            format!("owner {generation}: counts ({})", consumed(&entries))
         });
         let replayed = self.shadow.replay(
             &self.registry,
@@ -305,6 +319,32 @@ impl Env {
             self.finding(finding);
         }
         true
+    }
+
+    /// Whether an owner of `generation` is fenced off: a newer restore marker is in the
+    /// partition's changelog.
+    pub fn fenced(&self, kind: ProcessorKind, partition: i32, generation: i64) -> bool {
+        self.markers[index(kind)][partition as usize] > generation
+    }
+
+    /// A fenced owner's entries that only committed, and whose commit was accepted
+    /// (`Shadow::skip`).
+    pub fn skip(
+        &mut self,
+        kind: ProcessorKind,
+        partition: i32,
+        generation: i64,
+        entries: &[Entry],
+    ) {
+        self.trace(kind, partition, || {
+            format!(
+                "fenced owner {generation}: committed, skipped ({})",
+                consumed(entries)
+            )
+        });
+        if let Err(finding) = self.shadow.skip(kind, partition, entries) {
+            self.finding(finding);
+        }
     }
 
     pub fn push_master(&mut self, change: Change) {

@@ -9,8 +9,14 @@
 //!   partitions back; later, or without static membership, the group rebalances.
 //! - **freeze** — the process stops at a step of a batch and resumes later where it was.
 //!   Past the session timeout its partitions have moved on: it resumes as a fenced owner
-//!   ("zombie") and finishes its batch — decision log, outputs, state records — with its old
-//!   generation; its commit is refused.
+//!   ("zombie") and goes on with its old generation until a changelog write lands after its
+//!   successor's marker (`runtime.rs`, disturbed owners): a batch frozen before its decision
+//!   log stops right after it, before any output; one frozen after it sends what is left —
+//!   outputs its successor has sent again already (duplicates), state records, after which
+//!   it stops; a commit is refused — and its next write (a lease, a decision log) finds it
+//!   disturbed. Then, until its next heartbeat tells it it is no longer a member (0–3 s), it
+//!   restores the partitions it believes are still its own, fencing their owner, which
+//!   restores them in turn.
 //! - **duplicate** — a producer retry appends a record a second time, a little later.
 //! - **rebalance** — a member leaves and joins again: every member of the group restores.
 

@@ -1,8 +1,10 @@
 //! One consumer group per processor kind: its members, which partitions each owns (Kafka's
 //! range assignor), the committed offsets, and what happens on every change of membership —
 //! `Worker::rebuild`: each member restores every partition it owns now from the changelog,
-//! sends each one's newest logged batch again, byte for byte, with its state records, and
-//! starts reading at the committed offsets.
+//! sends each one's newest logged batch again, byte for byte, with its state records and the
+//! records that repair what fenced owners left on top (`changelog::repair`), and starts
+//! reading at the committed offsets. A disturbed owner (`runtime.rs`) rebuilds the same way,
+//! without a rebalance, the partitions it believes it owns.
 //!
 //! Static members (`group.instance.id`) that restart within the session timeout get their
 //! partitions back without a rebalance; anything else that leaves, dies or freezes past the
@@ -12,7 +14,7 @@ use crate::batch::deliver_prefixes;
 use crate::changelog::{self, Restored};
 use crate::faults::Point;
 use crate::processors::{index, AnyProcessor};
-use crate::runtime::{End, Instance, Owned, Status};
+use crate::runtime::{append_own, End, Instance, Owned, Status};
 use crate::sim::Env;
 use crate::topics::Record;
 use jivapay_processors::core::Millis;
@@ -85,7 +87,10 @@ pub fn rebalance(group: &mut Group, env: &mut Env) -> Vec<usize> {
         .collect();
     for instance in &mut group.instances {
         instance.member = None;
-        instance.assigned.clear();
+        if instance.status == Status::Alive {
+            instance.assigned.clear();
+        }
+        // A frozen one goes on believing in its assignment until it learns otherwise.
     }
     let n = members.len();
     let mut crashed = Vec::new();
@@ -133,7 +138,9 @@ pub fn rebuild(
         generations.push((*number, offset));
     }
     let mut resend: Vec<(&'static str, i32, Rc<Record>)> = Vec::new();
-    let mut state: Vec<(i32, Rc<Record>)> = Vec::new();
+    // Per partition, in order: the logged batch's state records, then the repairs.
+    let mut writes: Vec<(i32, Rc<Record>)> = Vec::new();
+    let (mut rewritten, mut checkpoints) = (0, 0);
     for (number, generation) in generations {
         let fresh = AnyProcessor::new(kind, env.live.data.clone());
         let log = env.topics.log(kind.changelog(), number);
@@ -147,12 +154,14 @@ pub fn rebuild(
         env.stats.fenced_on_restore += restored.fenced as u64;
         env.trace(kind, number, || {
             format!(
-                "restored by instance {} as generation {generation}: newest batch {:?}, covered {:?}, {} keys, {} fenced records ignored",
+                "restored by instance {} as generation {generation}: newest batch {:?}, covered {:?}, {} keys, {} fenced records ignored, to repair: {} keys, batch keys {:?}",
                 instance.id,
                 restored.logged.as_ref().map(|l| (l.sequence, l.logged_by)),
                 restored.covered,
                 restored.state.len(),
-                restored.fenced
+                restored.fenced,
+                restored.repair.state.len(),
+                restored.repair.batches,
             )
         });
         if let Err((name, mut detail)) = env.shadow.restored(kind, number, &restored.state) {
@@ -163,6 +172,10 @@ pub fn rebuild(
             }
             env.finding((name, detail));
         }
+        let writer = changelog::writer(&instance.marker, generation);
+        let repaired =
+            changelog::repair(&env.registry, &restored, number, &writer, generation, now)
+                .expect("repair records encode");
         let Restored {
             mut processor,
             origins,
@@ -178,7 +191,7 @@ pub fn rebuild(
             let position = committed.get(&(*topic, number)).copied().unwrap_or(0);
             instance.positions.insert((topic, number), position);
         }
-        let sequence = logged.as_ref().map_or(0, |l| l.sequence);
+        let mut sequence = logged.as_ref().map_or(0, |l| l.sequence);
         if let Some(logged) = logged {
             let origin = Origin {
                 source: kind.name().to_owned(),
@@ -211,9 +224,16 @@ pub fn rebuild(
                 let (partition, record) =
                     changelog::state_record(&env.registry, change, generation, now)
                         .expect("a state record encodes");
-                state.push((partition, Rc::new(record)));
+                writes.push((partition, Rc::new(record)));
             }
         }
+        // The checkpoint goes after the state records of the batch it supersedes.
+        if let Some(checkpoint) = repaired.checkpoint {
+            sequence = checkpoint;
+            checkpoints += 1;
+        }
+        rewritten += repaired.rewritten as u64;
+        writes.extend(repaired.records.into_iter().map(|r| (number, Rc::new(r))));
         instance.owned.insert(
             number,
             Owned {
@@ -223,6 +243,8 @@ pub fn rebuild(
                 sequence,
                 generation,
                 journal: Vec::new(),
+                changelog_next: generation + 1,
+                last_write: now,
             },
         );
     }
@@ -235,8 +257,16 @@ pub fn rebuild(
     for (topic, partition, record) in resend {
         env.append(topic, partition, record, true);
     }
-    for (partition, record) in state {
-        env.append(kind.changelog(), partition, record, false);
+    env.stats.rewritten += rewritten;
+    env.stats.checkpoints += checkpoints;
+    let mut disturbed = None;
+    for (partition, record) in writes {
+        if !append_own(&mut instance.owned, env, kind, partition, record, now) {
+            disturbed = disturbed.or(Some(partition));
+        }
+    }
+    if let Some(number) = disturbed {
+        return instance.disturb(env, number, "what its restore sends");
     }
     End::Done(true)
 }

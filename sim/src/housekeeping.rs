@@ -1,4 +1,5 @@
-//! What the run does every simulated second besides the traffic: log cleaning, retention,
+//! What the run does every simulated second besides the traffic: log cleaning (every 5 s; the
+//! compaction lag and a random active segment spare the newest records), retention,
 //! the check of books open twice, the balances of the books after a batch, and the end —
 //! settling once the last order is in, stopping once the pipeline is quiescent.
 
@@ -39,7 +40,7 @@ impl Sim {
         let tick = (now - START) / 1_000;
         if tick % 5 == 0 {
             let active = self.env.schedule_rng.range(0, 30) as usize;
-            self.env.topics.compact_all(active);
+            self.env.topics.compact_all(active, now);
             self.env.trace_compaction();
             let twice = invariants::open_twice(&self.env, &self.groups);
             self.env.stats.open_twice = self.env.stats.open_twice.max(twice);
@@ -91,7 +92,10 @@ impl Sim {
     fn stuck(&self) -> Option<String> {
         for group in &self.groups {
             for instance in &group.instances {
-                if instance.status != Status::Alive || instance.pending.is_some() {
+                if instance.status != Status::Alive
+                    || instance.pending.is_some()
+                    || instance.disturbed
+                {
                     return Some(format!(
                         "{} instance {} is {:?}",
                         group.kind.name(),

@@ -15,11 +15,15 @@
 //! three instances (static or dynamic members, range assignment; a rebalance waits for members
 //! whose session is alive, as the coordinator does), batches of the owned partitions' records,
 //! ticks and time markers, the decision log written before the outputs, then the state records,
-//! then the commit (refused to a member of an older generation); restores that write a marker
-//! (the new owner's generation), ignore records of fenced owners, load the state records and the
-//! newest logged batch and send that batch again byte for byte; in-memory topics (append-only
-//! logs per partition with offsets; changelogs compacted as Kafka's cleaner compacts them,
-//! streams truncated once every reader is past, an out-of-range offset reset to the earliest);
+//! then the commit (refused to a member of an older generation); every changelog write checked
+//! against the offset the owner expects it at, lease records of idle owners, and a disturbed
+//! owner's batch stopped before its outputs or its commit and its partitions restored again;
+//! restores that write a marker (the new owner's generation), ignore records of fenced owners,
+//! load the state records and the newest logged batch, send that batch again byte for byte and
+//! write again the keys a fenced owner wrote last; in-memory topics (append-only logs per
+//! partition with offsets; changelogs compacted as Kafka's cleaner compacts them, with
+//! `min.compaction.lag.ms`, streams truncated once every reader is past, an out-of-range
+//! offset reset to the earliest);
 //! the HTTP edges (the gateway; the payment page, which refuses a confirmation stamped at or
 //! after the deadline; the trader API; the 5 s accept bound, 503s and retries; the admin's
 //! outbox); people (customers who pay in time, at the last moment, too late or never; traders
@@ -28,8 +32,9 @@
 //! rates, the payment window, the confirmation timeout, commissions) and the `trader.capacity`
 //! table following its topic; one holder per order as the projection folds it; fixed clock
 //! skews within the 1 s bound; faults (`faults.rs`): crashes at every step of a batch and while
-//! resending, freezes — past the session, a fenced owner that resumes, works off what it had
-//! fetched and writes on until its next heartbeat — producer duplicates, members leaving.
+//! resending, freezes — past the session, a fenced owner that resumes, finishes its batch until
+//! a write finds it disturbed, and restores the partitions it still believes its own until its
+//! next heartbeat — producer duplicates, members leaving.
 //!
 //! **What is not modelled**: the brokers' own failures (lost acknowledged writes, reordering
 //! within a partition, Tansu's under-reported watermark — a restore here reads to its marker

@@ -55,7 +55,7 @@ pub enum Event {
         life: u64,
     },
     /// A resumed instance learns that its assignment is gone (its next heartbeat): until
-    /// then it goes on with the records it has fetched, as a fenced owner.
+    /// then it goes on as the owner of its old partitions (`runtime.rs`, disturbed owners).
     Lost {
         kind: usize,
         instance: usize,

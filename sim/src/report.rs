@@ -63,7 +63,7 @@ impl Outcome {
             .map(|(p, n)| format!("{p:?} {n}"))
             .collect();
         format!(
-            "seed {}: {} orders, {:.0} s simulated in {:.2} s ({:.0} orders/s) — {} — {} batches replayed; {crashes} crashes ({}), {} freezes ({} past the session), {} rebalances, {} restores, {} records resent, {} producer duplicates, {} records dropped by origin, {} fenced records ignored on restore, {} fenced batches, {} commits refused, late writes: {} applied, {} kept by a sink, {} ignored; {} second holders (at most {} open twice at once) — {}",
+            "seed {}: {} orders, {:.0} s simulated in {:.2} s ({:.0} orders/s) — {} — {} batches replayed; {crashes} crashes ({}), {} freezes ({} past the session), {} rebalances, {} restores, {} records resent, {} producer duplicates, {} records dropped by origin, {} fenced records ignored on restore, {} fenced batches, {} commits refused, {} disturbed, {} leases, repaired: {} keys, {} checkpoints, late writes: {} applied, {} kept by a sink, {} ignored; {} second holders (at most {} open twice at once) — {}",
             self.config.seed,
             self.orders,
             self.simulated_ms as f64 / 1000.0,
@@ -82,6 +82,10 @@ impl Outcome {
             s.fenced_on_restore,
             s.fenced_batches,
             s.commits_refused,
+            s.disturbed,
+            s.leases,
+            s.rewritten,
+            s.checkpoints,
             s.late_applied,
             s.late_kept,
             s.late_ignored,

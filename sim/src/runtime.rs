@@ -1,22 +1,36 @@
 //! The runtime loop of `processors/src/runtime/run.rs`, modelled in memory step for step (the
 //! simulation models the protocol; it does not run rdkafka or tokio):
 //!
-//! 1. read up to a batch of records of the owned partitions, past the consumer's positions;
-//!    when a tick is due, write time markers first (trader book: to each owned partition of
-//!    `trader.commands` whose earliest deadline a marker would let fire);
-//! 2. per record: skip it if the restored state covers it; a time marker moves the timers'
+//! 1. if a write of the last batch found its owner disturbed (below), rebuild first;
+//! 2. read up to a batch of records of the owned partitions, past the consumer's positions;
+//!    when a tick is due, write a lease record to each owned changelog partition written to
+//!    nothing for [`LEASE_INTERVAL_MS`], then time markers (trader book: to each owned
+//!    partition of `trader.commands` whose earliest deadline a marker would let fire);
+//! 3. per record: skip it if the restored state covers it; a time marker moves the timers'
 //!    watermark; a record whose origin the partition's trackers have seen is dropped; anything
 //!    else is decoded and applied at the instance's clock;
-//! 3. per owned partition: `tick` when due, `finish_batch`, `take_changes` plus the trackers'
+//! 4. per owned partition: `tick` when due, `finish_batch`, `take_changes` plus the trackers'
 //!    changes; nothing to say → nothing sent; only markers or dropped records → their offsets
 //!    committed; otherwise the next decision-log batch (sequence + 1, covered offsets, changes,
 //!    encoded outputs with their origins), state records on the key's partition;
-//! 4. write the decision log, then the outputs, then the state records, then commit.
+//! 5. write the decision log, then the outputs, then the state records, then commit.
 //!
-//! Steps 3 and 4 are in `batch.rs`. A batch can crash or freeze at each step (`faults.rs`);
+//! **Disturbed owners.** An owner alone writes its changelog partition: each record it
+//! appends there (decision log, state records, leases, a restore's records) must land at the
+//! offset after its previous one ([`Owned::changelog_next`]; after a restore, its marker's).
+//! One that lands elsewhere means someone else wrote there meanwhile — a successor's marker,
+//! or a fenced owner's late records — and the batch stops: after the decision log, before
+//! any output; after the state records, before the commit; after a lease, before reading.
+//! The instance then drops the batch and rebuilds every partition it believes it owns
+//! ([`Instance::assigned`]) before its next poll. A fenced owner that has not yet learnt it
+//! lost its partitions thus restores them again and fences their owner, which is disturbed
+//! in turn, until the fenced one learns it is no longer a member.
+//!
+//! Steps 4 and 5 are in `batch.rs`. A batch can crash or freeze at each step (`faults.rs`);
 //! [`Pending`] holds what is left of a frozen batch. Restores and resends are in `group.rs`.
 
 use crate::batch::{advance, decide};
+use crate::changelog;
 use crate::codec;
 use crate::faults::{Point, Strike};
 use crate::processors::AnyProcessor;
@@ -35,6 +49,12 @@ pub const TICK_INTERVAL_MS: Millis = 500;
 /// Most records in one batch: smaller than the runtime's 500, so batches end in more places.
 pub const BATCH_RECORDS_MAX: i64 = 48;
 
+/// How long an owner leaves its changelog partition unwritten before a lease record (the
+/// runtime's default is 30 s): an idle owner finds out this soon that someone else wrote
+/// there, and restores — well within the compaction lag (`topics::COMPACTION_LAG_MS`) that
+/// keeps the valid records a fenced owner's late ones supersede.
+pub const LEASE_INTERVAL_MS: Millis = 2_000;
+
 /// One owned partition: its processor, trackers and what its state covers.
 pub struct Owned {
     pub processor: AnyProcessor,
@@ -47,6 +67,11 @@ pub struct Owned {
     pub generation: i64,
     /// Calls since the last batch that counted, for the replay (dropped with the processor).
     pub journal: Vec<Entry>,
+    /// The offset this owner's next changelog record must get: anywhere else, someone else
+    /// wrote to the partition since its last write.
+    pub changelog_next: i64,
+    /// When it last wrote to its changelog partition (the instance's clock).
+    pub last_write: Millis,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,8 +98,11 @@ pub struct Instance {
     pub last_tick: Millis,
     /// The group generation it joined at (`None`: not a member).
     pub member: Option<u64>,
-    /// The partitions the group assigned it (a static member gets them back on restart).
+    /// The partitions the group assigned it, as it believes (a static member gets them back
+    /// on restart; a fenced owner believes it until it learns otherwise).
     pub assigned: Vec<i32>,
+    /// A write found it disturbed: it rebuilds before its next poll.
+    pub disturbed: bool,
     /// The id of its last restore (the writer id's first part).
     pub marker: String,
     pub restores: u64,
@@ -119,6 +147,8 @@ pub enum End {
     Done(bool),
     Crashed(Point),
     Frozen(i64),
+    /// A write landed out of place: the batch was dropped, a rebuild is due.
+    Disturbed,
 }
 
 impl Instance {
@@ -134,6 +164,7 @@ impl Instance {
             last_tick: Millis::MIN / 2,
             member: None,
             assigned: Vec::new(),
+            disturbed: false,
             marker: String::new(),
             restores: 0,
             pending: None,
@@ -145,7 +176,44 @@ impl Instance {
         self.owned.clear();
         self.positions.clear();
         self.pending = None;
+        self.disturbed = false;
     }
+
+    /// A write of `what` to changelog partition `number` landed out of place: the batch is
+    /// dropped and the instance rebuilds before its next poll.
+    pub fn disturb(&mut self, env: &mut Env, number: i32, what: &str) -> End {
+        self.pending = None;
+        self.disturbed = true;
+        env.stats.disturbed += 1;
+        env.trace(self.kind, number, || {
+            format!(
+                "instance {} disturbed writing {what}: it rebuilds {:?}",
+                self.id, self.assigned
+            )
+        });
+        End::Disturbed
+    }
+}
+
+/// Appends `record` to changelog partition `number` of `kind` as its owner (at `now`, the
+/// instance's clock); whether it landed where the owner's next record must. A partition it
+/// does not own is never in place.
+pub fn append_own(
+    owned: &mut BTreeMap<i32, Owned>,
+    env: &mut Env,
+    kind: ProcessorKind,
+    number: i32,
+    record: Rc<Record>,
+    now: Millis,
+) -> bool {
+    let offset = env.append(kind.changelog(), number, record, false);
+    let Some(owned) = owned.get_mut(&number) else {
+        return false;
+    };
+    let in_place = offset == owned.changelog_next;
+    owned.changelog_next = offset + 1;
+    owned.last_write = now;
+    in_place
 }
 
 /// One input record of a batch.
@@ -176,6 +244,9 @@ pub fn poll(
     let tick = now - instance.last_tick >= TICK_INTERVAL_MS;
     if tick {
         instance.last_tick = now;
+        if let Some(number) = write_leases(instance, env, now) {
+            return instance.disturb(env, number, "a lease");
+        }
         write_time_markers(instance, env, now);
     }
     let batch = read_batch(instance, env);
@@ -216,6 +287,28 @@ pub fn poll(
         End::Done(_) => End::Done(read_any),
         other => other,
     }
+}
+
+/// A lease record to each owned partition written to nothing for [`LEASE_INTERVAL_MS`]; the
+/// first partition where one landed out of place, if any.
+fn write_leases(instance: &mut Instance, env: &mut Env, now: Millis) -> Option<i32> {
+    let kind = instance.kind;
+    let idle: Vec<(i32, i64)> = instance
+        .owned
+        .iter()
+        .filter(|(_, o)| now - o.last_write >= LEASE_INTERVAL_MS)
+        .map(|(number, o)| (*number, o.generation))
+        .collect();
+    let mut disturbed = None;
+    for (number, generation) in idle {
+        let writer = changelog::writer(&instance.marker, generation);
+        let record = changelog::lease_record(&env.registry, &writer, now).expect("a lease encodes");
+        env.stats.leases += 1;
+        if !append_own(&mut instance.owned, env, kind, number, Rc::new(record), now) {
+            disturbed = disturbed.or(Some(number));
+        }
+    }
+    disturbed
 }
 
 fn write_time_markers(instance: &Instance, env: &mut Env, stamp: Millis) {

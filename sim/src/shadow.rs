@@ -6,7 +6,9 @@
 //! trackers and its own master-data view. Each batch whose decisions counted — written to the
 //! decision log by an owner not fenced off, or only committed (time markers, duplicates) —
 //! reaches the shadow as an [`Entry`]: which input records it consumed, at what time, whether
-//! its timers ticked, at which master-data version. The shadow then
+//! its timers ticked, at which master-data version (a member fenced off by a fenced owner
+//! that restored its partition again commits such records, which that newer lineage never
+//! applies: they are consumed unapplied, [`Shadow::skip`]). The shadow then
 //!
 //! - checks that the records are exactly the next ones of each input partition: across
 //!   every crash, restore and rebalance each record is applied once, in order, none skipped
@@ -130,6 +132,33 @@ impl Shadow {
         self.noted.append(&mut noted);
         self.batches += count;
         replayed
+    }
+
+    /// Records a fenced owner consumed and committed — time markers, duplicates its trackers
+    /// dropped, which change nothing — while the partition's changelog had moved on to a
+    /// newer owner (a fenced owner restoring it again): the group never delivers them again
+    /// and that newer lineage never applies them. Consumed here too, not applied.
+    pub fn skip(
+        &mut self,
+        kind: ProcessorKind,
+        partition: i32,
+        entries: &[Entry],
+    ) -> Result<(), Finding> {
+        let part = self.part(kind, partition);
+        for (topic, offset) in entries.iter().flat_map(|e| &e.consumed) {
+            let next = part.next.entry(topic).or_insert(0);
+            if *offset > *next {
+                return Err((
+                    "exactly_once_application",
+                    format!(
+                        "{} partition {partition}: {topic} offset {offset} skipped, but records from {next} on never were consumed",
+                        kind.name()
+                    ),
+                ));
+            }
+            *next = (*next).max(offset + 1);
+        }
+        Ok(())
     }
 
     /// The pipeline restored `partition` of `kind` with `restored` (every key it loaded, with

@@ -322,6 +322,17 @@ impl Sim {
         if instance.life != life || instance.status != Status::Alive {
             return;
         }
+        if instance.disturbed {
+            // As the loop does before its next batch.
+            let assigned = instance.assigned.clone();
+            let end = group::rebuild(instance, &group.committed, &mut self.env, &assigned);
+            if end != End::Done(true) {
+                self.after(kind, id, end);
+                return;
+            }
+        }
+        let group = &mut self.groups[kind];
+        let instance = &mut group.instances[id];
         self.env.stats.polls += 1;
         let end = runtime::poll(
             instance,
@@ -349,6 +360,10 @@ impl Sim {
             End::Crashed(point) => {
                 self.env.stats.crashes[point as usize] += 1;
                 self.kill(kind, id);
+            }
+            End::Disturbed => {
+                let delay = self.env.schedule_rng.range(2, 25);
+                self.schedule_poll(kind, id, delay);
             }
             End::Frozen(ms) => {
                 self.env.stats.freezes += 1;
@@ -439,7 +454,8 @@ impl Sim {
     }
 
     /// A frozen process goes on: it finishes its batch (as a fenced owner if its session
-    /// ended meanwhile), then finds out whether it is still a member.
+    /// ended meanwhile: its first changelog write finds it disturbed), then finds out whether
+    /// it is still a member.
     fn resume(&mut self, kind: usize, id: usize, life: u64) {
         let group = &mut self.groups[kind];
         let instance = &mut group.instances[id];
@@ -458,7 +474,8 @@ impl Sim {
         let (stale, deferred) = (instance.member != Some(group.generation), group.deferred);
         if stale {
             // Frozen past its session: its partitions have moved on. It learns so at its next
-            // heartbeat; until then it works on what it has fetched, as a fenced owner.
+            // heartbeat; until then it goes on as their owner: disturbed at its first write,
+            // it restores them again, and fences their new owner off in turn.
             let life = instance.life;
             let heartbeat = self.env.fault_rng.range(0, 3_000);
             let at = self.env.now + heartbeat;
@@ -489,6 +506,7 @@ impl Sim {
         }
         instance.forget();
         instance.member = None;
+        instance.assigned.clear();
         instance.life += 1;
         self.rebalance(kind);
         self.schedule_poll(kind, id, 1);

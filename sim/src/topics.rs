@@ -2,14 +2,25 @@
 //!
 //! A record is what the broker would hold: the key and value bytes exactly as encoded
 //! (Confluent wire format), and the `jivapay-origin` header of a processor's output. Compacted
-//! topics (the changelogs) are cleaned like Kafka's log cleaner cleans them: a record is
-//! removed once a later record has the same key, offsets of the survivors unchanged, the
-//! newest records (the active segment) never touched, tombstones kept.
-//! Streams drop what every reader is past (`truncate_before`), as retention would.
+//! topics (the changelogs) are cleaned like Kafka's log cleaner cleans them: only the older
+//! part of a log is cleaned — never the newest records (the active segment), never a record
+//! younger than `min.compaction.lag.ms` ([`COMPACTION_LAG_MS`]) — and there a record is
+//! removed once a later record of that part has the same key, offsets of the survivors
+//! unchanged, tombstones kept. A record is therefore never removed while the record that
+//! supersedes it is younger than the lag: what the runtime's repairs rely on
+//! (`changelog.rs`). Streams drop what every reader is past (`truncate_before`), as retention
+//! would.
 
+use jivapay_processors::core::Millis;
 use jivapay_schemas::topics::{topic, Cleanup};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
+
+/// `min.compaction.lag.ms` of the changelogs: the cleaner leaves records younger than this.
+/// A fenced owner's late record can be the newest of its key for a while; the successor's
+/// record it supersedes survives at least this long, so a restore in the meantime (leases
+/// make one come soon, `runtime.rs`) can write the key again with its valid value.
+pub const COMPACTION_LAG_MS: Millis = 30_000;
 
 /// One record of a partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,14 +36,17 @@ pub struct Record {
 #[derive(Debug, Default)]
 pub struct Log {
     entries: Vec<(i64, Rc<Record>)>,
+    /// When each entry was appended (the simulated clock): what the compaction lag counts from.
+    appended: Vec<Millis>,
     next: i64,
 }
 
 impl Log {
-    /// Appends `record`; returns its offset.
-    pub fn append(&mut self, record: Rc<Record>) -> i64 {
+    /// Appends `record` at `at` (the simulated clock); returns its offset.
+    pub fn append(&mut self, record: Rc<Record>, at: Millis) -> i64 {
         let offset = self.next;
         self.entries.push((offset, record));
+        self.appended.push(at);
         self.next += 1;
         offset
     }
@@ -71,20 +85,25 @@ impl Log {
         self.entries.first().map_or(self.next, |(o, _)| *o)
     }
 
-    /// Kafka's log cleaner: every record but the newest `active` ones is removed when a later
-    /// record has the same key.
-    pub fn compact(&mut self, active: usize) {
-        let clean_until = self.entries.len().saturating_sub(active);
+    /// Kafka's log cleaner at `now`: it cleans the records older than `lag` but for the
+    /// newest `active` ones (whichever protects more) — as Kafka's offset map covers only the
+    /// dirty section below the first uncleanable offset — and there removes every record a
+    /// later record of the cleaned part has the same key as.
+    pub fn compact(&mut self, active: usize, now: Millis, lag: Millis) {
+        let old = self.appended.partition_point(|at| *at < now - lag);
+        let clean_until = self.entries.len().saturating_sub(active).min(old);
         let mut newer: HashSet<&[u8]> = HashSet::new();
         let mut keep = vec![true; self.entries.len()];
-        for (i, (_, record)) in self.entries.iter().enumerate().rev() {
-            let seen = !newer.insert(record.key.as_slice());
-            if seen && i < clean_until {
-                keep[i] = false;
-            }
+        for (i, (_, record)) in self.entries[..clean_until].iter().enumerate().rev() {
+            keep[i] = newer.insert(record.key.as_slice());
         }
         let mut i = 0;
         self.entries.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+        let mut i = 0;
+        self.appended.retain(|_| {
             i += 1;
             keep[i - 1]
         });
@@ -94,6 +113,7 @@ impl Log {
     pub fn truncate_before(&mut self, offset: i64) {
         let cut = self.entries.partition_point(|(o, _)| *o < offset);
         self.entries.drain(..cut);
+        self.appended.drain(..cut);
     }
 }
 
@@ -121,8 +141,14 @@ impl Topics {
         self.logs.get(name)?.get(partition as usize)
     }
 
-    pub fn append(&mut self, name: &'static str, partition: i32, record: Rc<Record>) -> i64 {
-        self.log(name, partition).append(record)
+    pub fn append(
+        &mut self,
+        name: &'static str,
+        partition: i32,
+        record: Rc<Record>,
+        at: Millis,
+    ) -> i64 {
+        self.log(name, partition).append(record, at)
     }
 
     /// Records held over every topic (for the memory report).
@@ -130,11 +156,12 @@ impl Topics {
         self.logs.values().flatten().map(Log::len).sum()
     }
 
-    /// Cleans every compacted topic.
-    pub fn compact_all(&mut self, active: usize) {
+    /// Cleans every compacted topic at `now`.
+    pub fn compact_all(&mut self, active: usize, now: Millis) {
         for (name, logs) in &mut self.logs {
             if topic(name).is_some_and(|t| t.cleanup == Cleanup::Compact) {
-                logs.iter_mut().for_each(|log| log.compact(active));
+                logs.iter_mut()
+                    .for_each(|log| log.compact(active, now, COMPACTION_LAG_MS));
             }
         }
     }
@@ -152,15 +179,18 @@ mod tests {
         })
     }
 
+    fn offsets(log: &Log) -> Vec<i64> {
+        log.from(0).iter().map(|(o, _)| *o).collect()
+    }
+
     #[test]
     fn compaction_keeps_the_newest_of_each_key_with_its_offset() {
         let mut log = Log::default();
         for (k, v) in [("a", "1"), ("b", "1"), ("a", "2"), ("c", "1"), ("a", "3")] {
-            log.append(record(k, Some(v)));
+            log.append(record(k, Some(v)), 0);
         }
-        log.compact(1);
-        let left: Vec<i64> = log.from(0).iter().map(|(o, _)| *o).collect();
-        assert_eq!(left, vec![1, 3, 4]);
+        log.compact(0, 100, 10);
+        assert_eq!(offsets(&log), vec![1, 3, 4]);
         assert_eq!(log.end(), 5);
         assert!(log.get(2).is_none());
         assert_eq!(
@@ -170,15 +200,40 @@ mod tests {
     }
 
     #[test]
-    fn the_active_segment_is_never_cleaned_and_truncation_keeps_offsets() {
+    fn the_active_segment_is_never_cleaned_nor_supersedes_and_truncation_keeps_offsets() {
         let mut log = Log::default();
-        for v in ["1", "2", "3"] {
-            log.append(record("a", Some(v)));
+        for v in ["1", "2", "3", "4"] {
+            log.append(record("a", Some(v)), 0);
         }
-        log.compact(2);
-        assert_eq!(log.len(), 2, "the two newest are active");
+        log.compact(2, 100, 10);
+        assert_eq!(
+            offsets(&log),
+            vec![1, 2, 3],
+            "the two newest are active: only offset 1 supersedes offset 0"
+        );
         log.truncate_before(2);
         assert_eq!(log.start(), 2);
-        assert_eq!(log.from(0).len(), 1);
+        assert_eq!(log.from(0).len(), 2);
+        log.compact(0, 100, 10);
+        assert_eq!(offsets(&log), vec![3], "the times follow the truncation");
+    }
+
+    #[test]
+    fn a_record_stays_while_the_one_that_supersedes_it_is_younger_than_the_lag() {
+        let mut log = Log::default();
+        log.append(record("a", Some("1")), 0);
+        log.append(record("b", Some("1")), 5);
+        log.append(record("a", Some("2")), 20);
+        log.append(record("b", Some("2")), 30);
+        log.compact(0, 29, 10);
+        assert_eq!(offsets(&log), vec![0, 1, 2, 3], "offset 2 is 9 ms old");
+        log.compact(0, 31, 10);
+        assert_eq!(
+            offsets(&log),
+            vec![1, 2, 3],
+            "offset 2 is 11 ms old, offset 3 1 ms"
+        );
+        log.compact(0, 41, 10);
+        assert_eq!(offsets(&log), vec![2, 3]);
     }
 }

@@ -59,9 +59,11 @@ pub struct Repairs {
     /// Keys the newest logged batch changed are not among them: its state records are
     /// written again anyway.
     pub state: Vec<LoggedChange>,
-    /// A decision-log chunk was the newest of its key: a checkpoint batch, newer than any
-    /// batch a fenced owner logged, is written over it.
-    pub checkpoint: bool,
+    /// A decision-log chunk was the newest of its key: the highest sequence a fenced owner
+    /// logged. A checkpoint batch with a higher sequence than it and any valid batch is
+    /// written, so no restore ever takes the fenced batch — even once the cleaner removed the
+    /// marker that fenced it.
+    pub checkpoint: Option<i64>,
 }
 
 /// The newest record read of one key.
@@ -70,6 +72,8 @@ struct Top {
     fenced: bool,
     /// The newest valid value of a state key.
     valid: Option<Vec<u8>>,
+    /// The sequence of a fenced decision-log chunk.
+    fenced_sequence: Option<i64>,
 }
 
 /// The writer id of records an owner of generation `generation` writes: `<marker>@<generation>`
@@ -206,7 +210,7 @@ fn repairs(tops: HashMap<String, Top>, logged: Option<&Logged>) -> Repairs {
         .filter(|(key, top)| top.fenced && key != LEASE_KEY);
     for (key, top) in fenced {
         if key.starts_with(super::decision_log::CHUNK_PREFIX) {
-            repairs.checkpoint = true;
+            repairs.checkpoint = repairs.checkpoint.max(top.fenced_sequence);
         } else if !written_again(&key) {
             repairs.state.push(LoggedChange {
                 state_key: key,
@@ -324,12 +328,14 @@ async fn read_until_markers<P: Processor>(
         if generation.is_some_and(|g| g < *fence) {
             restored.fenced += 1;
             top.fenced = true;
+            top.fenced_sequence = entry.batch.as_ref().map(|b| b.sequence);
             continue;
         }
         *fence = (*fence).max(generation.unwrap_or(i64::MIN));
         *top = Top {
             fenced: false,
             valid: entry.state.clone(),
+            fenced_sequence: None,
         };
         if entry.state_key == LEASE_KEY {
             continue;

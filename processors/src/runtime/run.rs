@@ -507,8 +507,8 @@ impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
     }
 
     /// One partition's keys a fenced owner wrote last, written again at this generation, and,
-    /// if it logged a batch there, a checkpoint batch after the newest valid one: no changes,
-    /// no outputs, the offsets the state covers.
+    /// if it logged a batch there, a checkpoint batch after the newest batch read, valid or
+    /// fenced: no changes, no outputs, the offsets the state covers.
     fn repair_records(
         &mut self,
         number: i32,
@@ -522,14 +522,14 @@ impl<P: Processor, M: Fn() -> P> Worker<'_, P, M> {
             processor = self.name,
             partition = number,
             keys = repairs.state.len(),
-            checkpoint = repairs.checkpoint,
+            checkpoint = ?repairs.checkpoint,
             "writing again what a fenced owner wrote last"
         );
         let mut records = self.state_records(&repairs.state, generation, now)?;
-        if repairs.checkpoint {
+        if let Some(fenced) = repairs.checkpoint {
             let writer = writer(&self.marker, generation);
             let partition = self.partitions.get_mut(&number).expect("owned partition");
-            partition.sequence += 1;
+            partition.sequence = partition.sequence.max(fenced) + 1;
             let checkpoint = Decisions {
                 covered: covered_offsets(number, &partition.covered),
                 ..Decisions::default()
