@@ -9,7 +9,7 @@ mod support;
 
 use jivapay_domain::OrderId;
 use jivapay_domain::UsdtAmount;
-use jivapay_platform::kafka::DeadLetters;
+use jivapay_platform::kafka::{DeadLetters, RecordConsumer};
 use jivapay_processors::core::InMemoryMasterData;
 use jivapay_processors::core::{Clock, ManualClock};
 use jivapay_processors::runtime::{restore, Repairs};
@@ -65,6 +65,30 @@ async fn repairs(pipeline: &Pipeline, master: &Arc<InMemoryMasterData>) -> BTree
     .await
     .unwrap();
     restored.repairs
+}
+
+/// Book X, in consumer group `group`, restores from the changelog and takes a deposit of
+/// 1 USDT: the capacity it publishes shows what it restored.
+async fn restored_by_x(
+    pipeline: &Pipeline,
+    master: &Arc<InMemoryMasterData>,
+    clock: Arc<dyn Clock>,
+    group: &str,
+    capacities: &RecordConsumer,
+) -> TraderCapacity {
+    let x = pipeline.start_with(
+        ProcessorKind::TraderBook,
+        book_maker(master),
+        clock,
+        group,
+        CrashPoints::default(),
+    );
+    let key = samples::trader().trader_id.to_string();
+    let top_up = trader_command(3, TraderCommandKind::Deposit, Some(1));
+    pipeline.send(TRADER_COMMANDS, &key, &top_up).await;
+    let by_x = read_all::<TraderCapacity>(capacities, 1).await;
+    x.stop().await;
+    by_x.last().unwrap().clone()
 }
 
 fn trader_command(n: u128, kind: TraderCommandKind, amount: Option<i64>) -> TraderCommand {
@@ -161,18 +185,12 @@ async fn e_an_owner_frozen_past_its_session_cannot_bring_its_state_back() {
         "V logged nothing late"
     );
 
-    // X restores and is touched by a deposit of 1 USDT: it publishes what it restored.
-    let x = start("fencing.x", CrashPoints::default());
-    let top_up = trader_command(3, TraderCommandKind::Deposit, Some(1));
-    pipeline.send(TRADER_COMMANDS, &key, &top_up).await;
-    let by_x = read_all::<TraderCapacity>(&capacities, 1).await;
-    x.stop().await;
+    let by_x = restored_by_x(&pipeline, &master, clock.clone(), "fencing.x", &capacities).await;
     for reader in [events, capacities, transfers] {
         reader.close().ok();
     }
     pipeline.close();
-
-    let by_x = by_x.last().unwrap();
+    let by_x = &by_x;
     assert_eq!(
         open_amounts(by_x),
         0,
@@ -267,17 +285,12 @@ async fn e_a_fenced_owners_late_batch_produces_nothing() {
         "V's late batch is on top of its key: a restore writes a checkpoint over it"
     );
 
-    let x = start("fencing.late.x", CrashPoints::default());
-    let top_up = trader_command(3, TraderCommandKind::Deposit, Some(1));
-    pipeline.send(TRADER_COMMANDS, &key, &top_up).await;
-    let by_x = read_all::<TraderCapacity>(&capacities, 1).await;
-    x.stop().await;
+    let by_x = restored_by_x(&pipeline, &master, clock, "fencing.late.x", &capacities).await;
     for reader in [events, capacities, transfers] {
         reader.close().ok();
     }
     pipeline.close();
-    let by_x = by_x.last().unwrap();
-    assert_eq!(open_amounts(by_x), 2, "A and B held once each");
+    assert_eq!(open_amounts(&by_x), 2, "A and B held once each");
     assert_eq!(
         by_x.free_deposit.value(),
         w_capacity.free_deposit.value() + Decimal::ONE,
