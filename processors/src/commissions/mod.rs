@@ -24,4 +24,4 @@ pub mod split;
 mod tests;
 
 pub use processor::{CommissionsProcessor, CLOSED_RETENTION_MS};
-pub use split::{pay_in_split, PayInSplit};
+pub use split::{pay_in_split, pay_out_hold, pay_out_split, PayInSplit, PayOutSplit};
