@@ -67,28 +67,66 @@ async fn repairs(pipeline: &Pipeline, master: &Arc<InMemoryMasterData>) -> BTree
     restored.repairs
 }
 
-/// Book X, in consumer group `group`, restores from the changelog and takes a deposit of
-/// 1 USDT: the capacity it publishes shows what it restored.
-async fn restored_by_x(
-    pipeline: &Pipeline,
-    master: &Arc<InMemoryMasterData>,
-    clock: Arc<dyn Clock>,
-    group: &str,
-    capacities: &RecordConsumer,
-) -> TraderCapacity {
-    let x = pipeline.start_with(
-        ProcessorKind::TraderBook,
-        book_maker(master),
-        clock,
-        group,
-        CrashPoints::default(),
-    );
-    let key = samples::trader().trader_id.to_string();
-    let top_up = trader_command(3, TraderCommandKind::Deposit, Some(1));
-    pipeline.send(TRADER_COMMANDS, &key, &top_up).await;
-    let by_x = read_all::<TraderCapacity>(capacities, 1).await;
-    x.stop().await;
-    by_x.last().unwrap().clone()
+/// A book's world: a pipeline with the sample trader, a manual clock, and readers of what the
+/// book writes.
+struct Scene {
+    pipeline: Pipeline,
+    master: Arc<InMemoryMasterData>,
+    clock: Arc<ManualClock>,
+    key: String,
+    events: RecordConsumer,
+    capacities: RecordConsumer,
+    transfers: RecordConsumer,
+}
+
+impl Scene {
+    async fn new() -> Scene {
+        let pipeline = Pipeline::new().await;
+        let trader = samples::trader();
+        let (events, capacities, transfers) = (
+            pipeline.reader(ORDERS_EVENTS),
+            pipeline.reader(TRADER_CAPACITY),
+            pipeline.reader(LEDGER_TRANSFERS),
+        );
+        Scene {
+            master: master_with(std::slice::from_ref(&trader)),
+            clock: Arc::new(ManualClock::at(samples::AT + 1_000)),
+            key: trader.trader_id.to_string(),
+            pipeline,
+            events,
+            capacities,
+            transfers,
+        }
+    }
+
+    /// A trader book in consumer group `group`, asking `steps` at each crash point.
+    fn start(&self, group: &str, steps: CrashPoints) -> Running {
+        let clock: Arc<dyn Clock> = self.clock.clone();
+        self.pipeline.start_with(
+            ProcessorKind::TraderBook,
+            book_maker(&self.master),
+            clock,
+            group,
+            steps,
+        )
+    }
+
+    /// Book X, in consumer group `group`, restores from the changelog and takes a deposit of
+    /// 1 USDT: the capacity it publishes shows what it restored. Then everything is closed.
+    async fn restored_by_x(self, group: &str) -> TraderCapacity {
+        let x = self.start(group, CrashPoints::default());
+        let top_up = trader_command(3, TraderCommandKind::Deposit, Some(1));
+        self.pipeline
+            .send(TRADER_COMMANDS, &self.key, &top_up)
+            .await;
+        let by_x = read_all::<TraderCapacity>(&self.capacities, 1).await;
+        x.stop().await;
+        for reader in [self.events, self.capacities, self.transfers] {
+            reader.close().ok();
+        }
+        self.pipeline.close();
+        by_x.last().unwrap().clone()
+    }
 }
 
 fn trader_command(n: u128, kind: TraderCommandKind, amount: Option<i64>) -> TraderCommand {
@@ -116,46 +154,34 @@ fn open_amounts(capacity: &TraderCapacity) -> usize {
 /// newest and brought the completed order back as open, its amount held for ever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
 async fn e_an_owner_frozen_past_its_session_cannot_bring_its_state_back() {
-    let pipeline = Pipeline::new().await;
-    let trader = samples::trader();
-    let master = master_with(std::slice::from_ref(&trader));
-    let clock: Arc<dyn Clock> = Arc::new(ManualClock::at(samples::AT + 1_000));
-    let key = trader.trader_id.to_string();
-    let (events, capacities, transfers) = (
-        pipeline.reader(ORDERS_EVENTS),
-        pipeline.reader(TRADER_CAPACITY),
-        pipeline.reader(LEDGER_TRANSFERS),
-    );
-
+    let scene = Scene::new().await;
     let (armed, (release, released)) = (Arc::new(AtomicBool::new(false)), mpsc::channel());
-    let start = |group: &str, steps: CrashPoints| {
-        pipeline.start_with(
-            ProcessorKind::TraderBook,
-            book_maker(&master),
-            clock.clone(),
-            group,
-            steps,
-        )
-    };
-    let v = start(
+    let v = scene.start(
         "fencing.v",
         freezing(CrashPoint::AfterOutputs, armed.clone(), released),
     );
     let deposit = trader_command(1, TraderCommandKind::Deposit, Some(1_000));
-    pipeline.send(TRADER_COMMANDS, &key, &deposit).await;
-    read_all::<LedgerTransfer>(&transfers, 1).await;
-    armed.store(true, Ordering::SeqCst);
-    pipeline
-        .send(ORDERS_ROUTED, &key, &samples::order_routed())
+    scene
+        .pipeline
+        .send(TRADER_COMMANDS, &scene.key, &deposit)
         .await;
-    let assigned = read_all::<OrderEvent>(&events, 1).await;
+    read_all::<LedgerTransfer>(&scene.transfers, 1).await;
+    armed.store(true, Ordering::SeqCst);
+    scene
+        .pipeline
+        .send(ORDERS_ROUTED, &scene.key, &samples::order_routed())
+        .await;
+    let assigned = read_all::<OrderEvent>(&scene.events, 1).await;
     assert!(assigned.iter().any(|e| e.kind == OrderEventKind::Assigned));
 
     // V is frozen; its partitions go to W, which completes the order.
-    let w = start("fencing.w", CrashPoints::default());
+    let w = scene.start("fencing.w", CrashPoints::default());
     let confirm = trader_command(2, TraderCommandKind::TraderConfirmed, None);
-    pipeline.send(TRADER_COMMANDS, &key, &confirm).await;
-    let completed = read_all::<OrderEvent>(&events, 1).await;
+    scene
+        .pipeline
+        .send(TRADER_COMMANDS, &scene.key, &confirm)
+        .await;
+    let completed = read_all::<OrderEvent>(&scene.events, 1).await;
     assert!(
         completed
             .iter()
@@ -165,17 +191,20 @@ async fn e_an_owner_frozen_past_its_session_cannot_bring_its_state_back() {
     // And a deposit: W's newest logged batch then no longer names the order, so a restore
     // takes the order's state from its newest state record.
     let more = trader_command(4, TraderCommandKind::Deposit, Some(2));
-    pipeline.send(TRADER_COMMANDS, &key, &more).await;
-    read_all::<LedgerTransfer>(&transfers, 1).await;
+    scene
+        .pipeline
+        .send(TRADER_COMMANDS, &scene.key, &more)
+        .await;
+    read_all::<LedgerTransfer>(&scene.transfers, 1).await;
     w.stop().await;
-    let by_w = read_all::<TraderCapacity>(&capacities, 1).await;
+    let by_w = read_all::<TraderCapacity>(&scene.capacities, 1).await;
     let by_w = by_w.last().unwrap().clone();
     assert_eq!(open_amounts(&by_w), 0, "W holds nothing open");
 
     // V resumes: its state records land after W's; it notices, and dies there.
     release.send(()).unwrap();
     v.crashed(CrashPoint::Disturbed).await;
-    let repairs = repairs(&pipeline, &master).await;
+    let repairs = repairs(&scene.pipeline, &scene.master).await;
     assert!(
         repairs.values().any(|r| !r.state.is_empty()),
         "V's late state records are on top of their keys: a restore writes them again"
@@ -185,12 +214,7 @@ async fn e_an_owner_frozen_past_its_session_cannot_bring_its_state_back() {
         "V logged nothing late"
     );
 
-    let by_x = restored_by_x(&pipeline, &master, clock.clone(), "fencing.x", &capacities).await;
-    for reader in [events, capacities, transfers] {
-        reader.close().ok();
-    }
-    pipeline.close();
-    let by_x = &by_x;
+    let by_x = &scene.restored_by_x("fencing.x").await;
     assert_eq!(
         open_amounts(by_x),
         0,
@@ -210,27 +234,8 @@ async fn e_an_owner_frozen_past_its_session_cannot_bring_its_state_back() {
 /// restore writes a checkpoint batch over V's late one, and book X continues from W's state.
 #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
 async fn e_a_fenced_owners_late_batch_produces_nothing() {
-    let pipeline = Pipeline::new().await;
-    let trader = samples::trader();
-    let master = master_with(std::slice::from_ref(&trader));
-    let manual = Arc::new(ManualClock::at(samples::AT + 1_000));
-    let clock: Arc<dyn Clock> = manual.clone();
-    let key = trader.trader_id.to_string();
-    let (events, capacities, transfers) = (
-        pipeline.reader(ORDERS_EVENTS),
-        pipeline.reader(TRADER_CAPACITY),
-        pipeline.reader(LEDGER_TRANSFERS),
-    );
+    let scene = Scene::new().await;
     let (armed, (release, released)) = (Arc::new(AtomicBool::new(false)), mpsc::channel());
-    let start = |group: &str, steps: CrashPoints| {
-        pipeline.start_with(
-            ProcessorKind::TraderBook,
-            book_maker(&master),
-            clock.clone(),
-            group,
-            steps,
-        )
-    };
     let order_a = samples::order_routed();
     // Another amount: a requisite holds one open order per amount.
     let order_b = OrderRouted {
@@ -241,55 +246,60 @@ async fn e_a_fenced_owners_late_batch_produces_nothing() {
         ..samples::order_routed()
     };
 
-    let v = start(
+    let v = scene.start(
         "fencing.late.v",
         freezing(CrashPoint::AfterState, armed.clone(), released),
     );
     let deposit = trader_command(1, TraderCommandKind::Deposit, Some(1_000));
-    pipeline.send(TRADER_COMMANDS, &key, &deposit).await;
-    read_all::<LedgerTransfer>(&transfers, 1).await;
+    scene
+        .pipeline
+        .send(TRADER_COMMANDS, &scene.key, &deposit)
+        .await;
+    read_all::<LedgerTransfer>(&scene.transfers, 1).await;
     armed.store(true, Ordering::SeqCst);
-    pipeline.send(ORDERS_ROUTED, &key, &order_a).await;
-    read_all::<OrderEvent>(&events, 1).await;
+    scene
+        .pipeline
+        .send(ORDERS_ROUTED, &scene.key, &order_a)
+        .await;
+    read_all::<OrderEvent>(&scene.events, 1).await;
 
     // V is frozen before its commit; W takes over, assigns B, and stops.
-    let w = start("fencing.late.w", CrashPoints::default());
-    manual.advance(600_000); // past the requisite's minimum interval between orders
-    pipeline.send(ORDERS_ROUTED, &key, &order_b).await;
+    let w = scene.start("fencing.late.w", CrashPoints::default());
+    scene.clock.advance(600_000); // past the requisite's minimum interval between orders
+    scene
+        .pipeline
+        .send(ORDERS_ROUTED, &scene.key, &order_b)
+        .await;
     let assigned_b =
         |e: &OrderEvent| e.order_id == order_b.order_id && e.kind == OrderEventKind::Assigned;
     let mut by_w = Vec::new();
     for _ in 0..20 {
-        by_w.extend(read_all::<OrderEvent>(&events, 0).await);
+        by_w.extend(read_all::<OrderEvent>(&scene.events, 0).await);
         if by_w.iter().any(assigned_b) {
             break;
         }
     }
     assert!(by_w.iter().any(assigned_b), "W assigned B: {by_w:?}");
     w.stop().await;
-    let w_capacity = read_all::<TraderCapacity>(&capacities, 1).await;
+    let w_capacity = read_all::<TraderCapacity>(&scene.capacities, 1).await;
     let w_capacity = w_capacity.last().unwrap().clone();
     assert_eq!(open_amounts(&w_capacity), 2, "W holds A and B");
 
     // V resumes, reads B and logs its decision after W's records: it notices, and dies.
     release.send(()).unwrap();
     v.crashed(CrashPoint::Disturbed).await;
-    let late = read_all::<OrderEvent>(&events, 0).await;
+    let late = read_all::<OrderEvent>(&scene.events, 0).await;
     assert!(
         !late.iter().any(|e| e.order_id == order_b.order_id),
         "V produced its late decision on B: {late:?}"
     );
-    let repairs = repairs(&pipeline, &master).await;
+    let repairs = repairs(&scene.pipeline, &scene.master).await;
     assert!(
         repairs.values().any(|r| r.checkpoint.is_some()),
         "V's late batch is on top of its key: a restore writes a checkpoint over it"
     );
 
-    let by_x = restored_by_x(&pipeline, &master, clock, "fencing.late.x", &capacities).await;
-    for reader in [events, capacities, transfers] {
-        reader.close().ok();
-    }
-    pipeline.close();
+    let by_x = scene.restored_by_x("fencing.late.x").await;
     assert_eq!(open_amounts(&by_x), 2, "A and B held once each");
     assert_eq!(
         by_x.free_deposit.value(),

@@ -10,12 +10,13 @@ use crate::changelog;
 use crate::codec;
 use crate::env::Env;
 use crate::faults::{Point, Strike};
+use crate::processors::end_batch;
 use crate::runtime::{append_own, End, Instance, Logged, Pending, Stage, Work};
 use crate::shadow::Entry;
 use crate::topics::Record;
 use jivapay_processors::core::Millis;
 use jivapay_processors::runtime::origins::Origin;
-use jivapay_schemas::records::{InputOffset, LoggedChange};
+use jivapay_schemas::records::InputOffset;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
@@ -34,18 +35,14 @@ pub(crate) fn decide(
     let kind = instance.kind;
     let marker = instance.marker.clone();
     let owned = instance.owned.get_mut(&number).expect("owned partition");
-    if tick {
-        w.outputs.extend(owned.processor.get().tick(now));
-    }
-    w.outputs.extend(owned.processor.get().finish_batch(now));
-    let mut changes: Vec<LoggedChange> = owned
-        .processor
-        .get()
-        .take_changes()
-        .into_iter()
-        .map(|(state_key, state)| LoggedChange { state_key, state })
-        .collect();
-    changes.extend(owned.origins.take_changes(number));
+    let changes = end_batch(
+        &mut owned.processor,
+        &mut owned.origins,
+        number,
+        tick,
+        now,
+        &mut w.outputs,
+    );
     let outputs = codec::outputs(&env.registry, &w.outputs).map_err(|e| {
         (
             "decodable",
@@ -120,25 +117,9 @@ pub(crate) fn decide(
         sequence: owned.sequence,
         index: 0,
     };
-    for (index, output) in (0..).zip(&outputs) {
-        let topic = codec::topic_name(&output.topic);
-        let record = Record {
-            key: output.key.clone(),
-            payload: Some(output.payload.clone()),
-            origin: Some(
-                Origin {
-                    index,
-                    ..origin.clone()
-                }
-                .header(),
-            ),
-        };
-        pending.outputs.push((
-            topic,
-            codec::partition_of(topic, &output.key),
-            Rc::new(record),
-        ));
-    }
+    pending
+        .outputs
+        .extend(codec::output_records(&outputs, &origin));
     let log = changelog::batch_record(
         &env.registry,
         owned.sequence,

@@ -28,14 +28,14 @@ use crate::codec;
 use crate::processors::AnyProcessor;
 use crate::topics::{Log, Record};
 use jivapay_processors::runtime::origins::Origins;
+use jivapay_processors::runtime::state_entry;
 use jivapay_schemas::records::{
     ChangelogEntry, InputOffset, LoggedBatch, LoggedChange, LoggedOutput,
 };
 use jivapay_schemas::{CodecError, SchemaRegistry};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The key of lease records.
-pub const LEASE_KEY: &str = "__lease";
+pub use jivapay_processors::runtime::LEASE_KEY;
 
 /// The key prefix of decision-log records (`decision_log::chunk_key`).
 const BATCH_PREFIX: &str = "__batch/";
@@ -96,16 +96,12 @@ pub fn state_record(
     generation: i64,
     now: i64,
 ) -> Result<(i32, Record), CodecError> {
-    let entry = ChangelogEntry {
-        state_key: change.state_key.clone(),
-        state: change.state.clone(),
-        state_schema_id: None,
-        covered_offsets: Vec::new(),
-        marker: None,
-        written_at: now,
-        writer: Some(writer("", generation)),
-        batch: None,
-    };
+    let entry = state_entry(
+        &change.state_key,
+        change.state.clone(),
+        &writer("", generation),
+        now,
+    );
     let record = Record {
         key: registry.encode_key(&change.state_key),
         payload: Some(registry.encode(&entry)?),
@@ -143,16 +139,7 @@ pub fn lease_record(
     writer: &str,
     now: i64,
 ) -> Result<Record, CodecError> {
-    let entry = ChangelogEntry {
-        state_key: LEASE_KEY.to_owned(),
-        state: None,
-        state_schema_id: None,
-        covered_offsets: vec![],
-        marker: None,
-        written_at: now,
-        writer: Some(writer.to_owned()),
-        batch: None,
-    };
+    let entry = state_entry(LEASE_KEY, None, writer, now);
     Ok(Record {
         key: registry.encode_key(LEASE_KEY),
         payload: Some(registry.encode(&entry)?),

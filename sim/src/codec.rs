@@ -4,11 +4,14 @@
 //! changelog partitions are the runtime's own; the time markers' few lines repeat
 //! `time_markers.rs` (keep them in step).
 
+use crate::topics::Record;
 use jivapay_platform::kafka::partitioner::java_partition;
 use jivapay_processors::core::{Emit, Millis};
+use jivapay_processors::runtime::origins::Origin;
 use jivapay_schemas::records::LoggedOutput;
 use jivapay_schemas::topics::*;
 use jivapay_schemas::{CodecError, SchemaRegistry};
+use std::rc::Rc;
 
 pub use jivapay_processors::runtime::decode::{decode, encode};
 
@@ -63,4 +66,30 @@ pub fn marker_stamp(
     }
     let key = registry.decode_key(key).ok()?;
     key.strip_prefix(MARKER_PREFIX)?.parse().ok()
+}
+
+/// A batch's outputs as the records a send appends: each on its topic's partition for its key,
+/// with `origin` and the output's index as its header (`outgoing::with_origins`).
+pub fn output_records(
+    outputs: &[LoggedOutput],
+    origin: &Origin,
+) -> Vec<(&'static str, i32, Rc<Record>)> {
+    (0..)
+        .zip(outputs)
+        .map(|(index, output)| {
+            let topic = topic_name(&output.topic);
+            let record = Record {
+                key: output.key.clone(),
+                payload: Some(output.payload.clone()),
+                origin: Some(
+                    Origin {
+                        index,
+                        ..origin.clone()
+                    }
+                    .header(),
+                ),
+            };
+            (topic, partition_of(topic, &output.key), Rc::new(record))
+        })
+        .collect()
 }

@@ -201,25 +201,7 @@ pub fn rebuild(
                 sequence: logged.sequence,
                 index: 0,
             };
-            for (index, output) in (0..).zip(&logged.outputs) {
-                let topic = crate::codec::topic_name(&output.topic);
-                let record = Record {
-                    key: output.key.clone(),
-                    payload: Some(output.payload.clone()),
-                    origin: Some(
-                        Origin {
-                            index,
-                            ..origin.clone()
-                        }
-                        .header(),
-                    ),
-                };
-                resend.push((
-                    topic,
-                    crate::codec::partition_of(topic, &output.key),
-                    Rc::new(record),
-                ));
-            }
+            resend.extend(crate::codec::output_records(&logged.outputs, &origin));
             for change in &logged.changes {
                 let (partition, record) =
                     changelog::state_record(&env.registry, change, generation, now)

@@ -2,11 +2,13 @@
 //! invariants can look inside the two that keep balances (the trader book and fraud).
 
 use jivapay_processors::commissions::CommissionsProcessor;
-use jivapay_processors::core::{MasterData, Processor};
+use jivapay_processors::core::{Emit, MasterData, Millis, Processor};
 use jivapay_processors::fraud::FraudProcessor;
 use jivapay_processors::router::RouterProcessor;
+use jivapay_processors::runtime::origins::Origins;
 use jivapay_processors::trader_book::TraderBookProcessor;
 use jivapay_processors::ProcessorKind;
+use jivapay_schemas::records::LoggedChange;
 use std::sync::Arc;
 
 pub enum AnyProcessor {
@@ -61,6 +63,30 @@ impl AnyProcessor {
             AnyProcessor::Commissions(p) => p.next_deadline(),
         }
     }
+}
+
+/// The end of a batch (`runtime::batch::decide`): its timers when `tick`, `finish_batch`,
+/// each appending to `outputs`; then the state changes of the processor and of its trackers.
+pub fn end_batch(
+    processor: &mut AnyProcessor,
+    origins: &mut Origins,
+    partition: i32,
+    tick: bool,
+    now: Millis,
+    outputs: &mut Vec<Emit>,
+) -> Vec<LoggedChange> {
+    if tick {
+        outputs.extend(processor.get().tick(now));
+    }
+    outputs.extend(processor.get().finish_batch(now));
+    let mut changes: Vec<LoggedChange> = processor
+        .get()
+        .take_changes()
+        .into_iter()
+        .map(|(state_key, state)| LoggedChange { state_key, state })
+        .collect();
+    changes.extend(origins.take_changes(partition));
+    changes
 }
 
 /// The processor kinds in pipeline order, with a dense index for tables.

@@ -31,7 +31,7 @@
 
 use crate::codec;
 use crate::master::{MasterLog, MasterView};
-use crate::processors::{index, AnyProcessor};
+use crate::processors::{end_batch, index, AnyProcessor};
 use crate::topics::Topics;
 use jivapay_processors::core::{Emit, Input, Millis};
 use jivapay_processors::runtime::origins::{Origin, Origins};
@@ -295,18 +295,14 @@ impl Part {
             })?;
             outputs.extend(self.processor.get().apply(input, entry.now));
         }
-        if entry.tick {
-            outputs.extend(self.processor.get().tick(entry.now));
-        }
-        outputs.extend(self.processor.get().finish_batch(entry.now));
-        let mut changes: Vec<LoggedChange> = self
-            .processor
-            .get()
-            .take_changes()
-            .into_iter()
-            .map(|(state_key, state)| LoggedChange { state_key, state })
-            .collect();
-        changes.extend(self.origins.take_changes(partition));
+        let changes = end_batch(
+            &mut self.processor,
+            &mut self.origins,
+            partition,
+            entry.tick,
+            entry.now,
+            &mut outputs,
+        );
         let encoded = codec::outputs(registry, &outputs).map_err(|e| {
             (
                 "decodable",

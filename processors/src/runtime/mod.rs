@@ -29,5 +29,6 @@ mod time_markers;
 
 pub use changelog::{restore, Repairs, RestoreError, Restored};
 pub use config::{CrashPoint, CrashPoints, RuntimeConfig, RuntimeError};
-pub use outgoing::changelog_partition;
+pub use outgoing::{changelog_partition, state_entry};
+pub use ownership::LEASE_KEY;
 pub use run::run;

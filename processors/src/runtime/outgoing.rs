@@ -88,16 +88,7 @@ pub fn state_records(
     changes
         .iter()
         .map(|change| {
-            let entry = ChangelogEntry {
-                state_key: change.state_key.clone(),
-                state: change.state.clone(),
-                state_schema_id: None,
-                covered_offsets: Vec::new(),
-                marker: None,
-                written_at: now,
-                writer: Some(writer.to_owned()),
-                batch: None,
-            };
+            let entry = state_entry(&change.state_key, change.state.clone(), writer, now);
             let partition = changelog_partition(registry, &change.state_key, changelog_partitions);
             Ok(Outgoing {
                 topic: changelog.to_owned(),
@@ -108,6 +99,25 @@ pub fn state_records(
             })
         })
         .collect()
+}
+
+/// A changelog record of one key's state (`None`: deleted) by `writer`.
+pub fn state_entry(
+    state_key: &str,
+    state: Option<Vec<u8>>,
+    writer: &str,
+    now: i64,
+) -> ChangelogEntry {
+    ChangelogEntry {
+        state_key: state_key.to_owned(),
+        state,
+        state_schema_id: None,
+        covered_offsets: Vec::new(),
+        marker: None,
+        written_at: now,
+        writer: Some(writer.to_owned()),
+        batch: None,
+    }
 }
 
 /// The changelog partition of a state key: the one a runtime tracker names

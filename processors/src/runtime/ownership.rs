@@ -24,9 +24,8 @@
 //! which the cleaner keeps what the late record would supersede.
 
 use super::batch::Partition;
-use super::outgoing::Outgoing;
+use super::outgoing::{state_entry, Outgoing};
 use jivapay_platform::kafka::Delivered;
-use jivapay_schemas::records::ChangelogEntry;
 use jivapay_schemas::{CodecError, SchemaRegistry};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -103,16 +102,7 @@ pub fn lease(
     writer: &str,
     now: i64,
 ) -> Result<Outgoing, CodecError> {
-    let entry = ChangelogEntry {
-        state_key: LEASE_KEY.to_owned(),
-        state: None,
-        state_schema_id: None,
-        covered_offsets: Vec::new(),
-        marker: None,
-        written_at: now,
-        writer: Some(writer.to_owned()),
-        batch: None,
-    };
+    let entry = state_entry(LEASE_KEY, None, writer, now);
     Ok(Outgoing {
         topic: changelog.to_owned(),
         partition: Some(partition),
